@@ -1,0 +1,43 @@
+/** @module `deno task consume`: reads the topic in batches and writes them into PostgreSQL. */
+import { boot, serve } from "./lib/cli.ts";
+import { startConsumer } from "./lib/consumer_service.ts";
+import { createApp } from "./lib/http.ts";
+import { createLifecycle } from "./lib/lifecycle.ts";
+import { renderMetrics } from "./lib/metrics.ts";
+
+/** Runs the consumer; returns the exit code. */
+export async function main(args = Deno.args): Promise<number> {
+  const booted = boot("consumer", args, ["idleExitMs"]);
+  if ("exitCode" in booted) return booted.exitCode;
+  const { config, flags, log } = booted;
+  using life = createLifecycle(log);
+  let consumer;
+  try {
+    consumer = await startConsumer(config, { log, signal: life.signal, idleExitMs: flags.idleExitMs });
+  } catch (err) {
+    log.error("cannot start consumer", { err });
+    return 1;
+  }
+  const app = createApp({
+    service: "consumer",
+    health: consumer.health,
+    ready: consumer.ready,
+    lag: consumer.lag,
+    metrics: () => renderMetrics({ consumer: consumer.stats }),
+  });
+  const server = serve(app, { hostname: config.HTTP_HOST, port: config.HTTP_PORT, signal: life.signal, log });
+  let code = 0;
+  try {
+    await consumer.done;
+  } catch (err) {
+    log.error("consumer failed", { err });
+    code = 1;
+  }
+  life.stop("stop");
+  await consumer.close();
+  await server.finished;
+  log.info("stopped", { code, written: consumer.stats.written });
+  return code;
+}
+
+if (import.meta.main) Deno.exit(await main());

@@ -1,0 +1,73 @@
+/** @module Shared entrypoint plumbing: flags, config errors (exit 2), and the HTTP server. */
+import { parseArgs } from "node:util";
+import { type Config, loadConfig } from "./config.ts";
+import { ConfigError } from "./errors.ts";
+import { createLogger, type Logger } from "./log.ts";
+import type { Hono } from "hono";
+
+/** Parsed flags of all entrypoints. */
+export interface Flags {
+  since?: string;
+  until?: string;
+  idleExitMs?: number;
+}
+
+/** Parses flags; throws ConfigError naming the bad flag. */
+export function parseFlags(args: string[], allowed: (keyof Flags)[]): Flags {
+  const options = {
+    since: { type: "string" },
+    until: { type: "string" },
+    "idle-exit": { type: "string" },
+  } as const;
+  let values;
+  try {
+    ({ values } = parseArgs({ args, options, strict: true, allowPositionals: false }));
+  } catch (err) {
+    throw new ConfigError(`Invalid flags: ${(err as Error).message}`);
+  }
+  const flags: Flags = {};
+  const allow = new Set<string>(allowed);
+  for (const [name, value] of Object.entries(values)) {
+    const key = name === "idle-exit" ? "idleExitMs" : name;
+    if (!allow.has(key)) throw new ConfigError(`Invalid flags: --${name} is not accepted here`);
+    if (key === "since" || key === "until") {
+      if (typeof value !== "string" || Number.isNaN(Date.parse(value)) || !/^\d{4}-\d{2}-\d{2}/.test(value)) {
+        throw new ConfigError(`Invalid flag --${name}: expected an ISO-8601 time such as 2024-04-26T00:00:00Z`);
+      }
+      flags[key] = new Date(value).toISOString();
+    } else {
+      const secs = Number(value);
+      if (!Number.isFinite(secs) || secs < 0) throw new ConfigError(`Invalid flag --idle-exit: expected seconds >= 0`);
+      flags.idleExitMs = secs * 1000;
+    }
+  }
+  if (flags.since && flags.until && flags.since > flags.until) {
+    throw new ConfigError("Invalid flags: --since is after --until");
+  }
+  return flags;
+}
+
+/** Loads config and flags, or logs the problem and returns the exit code 2. */
+export function boot(service: string, args: string[], allowed: (keyof Flags)[], env?: Record<string, string | undefined>):
+  | { config: Config; flags: Flags; log: Logger }
+  | { exitCode: 2 } {
+  try {
+    const config = loadConfig(env);
+    const flags = parseFlags(args, allowed);
+    return { config, flags, log: createLogger({ service, level: config.LOG_LEVEL }) };
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    createLogger({ service }).error(err.message, { error: "ConfigError" });
+    return { exitCode: 2 };
+  }
+}
+
+/** Serves the app until `signal` aborts. */
+export function serve(app: Hono, options: { hostname: string; port: number; signal: AbortSignal; log: Logger }): Deno.HttpServer {
+  return Deno.serve({
+    hostname: options.hostname,
+    port: options.port,
+    signal: options.signal,
+    onListen: ({ hostname, port }) => options.log.info("http listening", { url: `http://${hostname}:${port}` }),
+  }, app.fetch);
+}

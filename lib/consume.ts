@@ -1,0 +1,111 @@
+/** @module Turns a Kafka batch into one durable sink write: decode, dead-letter, write with retry. */
+import { decodeValue } from "./decode.ts";
+import { DecodeError } from "./errors.ts";
+import type { RecordBatch } from "./kafka.ts";
+import type { Logger } from "./log.ts";
+import { retry } from "./retry.ts";
+import type { DeadLetter, Sink, SinkRow } from "./sink.ts";
+
+/** Counters the consumer bumps (metrics read them). */
+export interface ConsumerStats {
+  consumed: number;
+  written: number;
+  duplicates: number;
+  deadLettered: number;
+  batches: number;
+  dbErrors: number;
+  lastBatchMs: number;
+  lastEventMs: number;
+}
+
+/** Options for {@linkcode createBatchHandler}. */
+export interface BatchHandlerOptions {
+  sink: Sink;
+  log: Logger;
+  signal: AbortSignal;
+  stats?: ConsumerStats;
+  now?: () => number;
+}
+
+/** Fresh zeroed counters. */
+export function newConsumerStats(): ConsumerStats {
+  return { consumed: 0, written: 0, duplicates: 0, deadLettered: 0, batches: 0, dbErrors: 0, lastBatchMs: 0, lastEventMs: 0 };
+}
+
+/** Splits a batch into rows and dead letters; never throws on bad input. */
+export function decodeBatch(batch: RecordBatch, receivedAt = new Date()): { rows: SinkRow[]; deadLetters: DeadLetter[] } {
+  const rows: SinkRow[] = [];
+  const deadLetters: DeadLetter[] = [];
+  for (const r of batch.records) {
+    try {
+      rows.push({ ...decodeValue(r.value), kafka_partition: r.partition, kafka_offset: r.offset });
+    } catch (err) {
+      const reason = err instanceof DecodeError ? err.reason : "decode_failed";
+      deadLetters.push({
+        topic: r.topic,
+        partition: r.partition,
+        offset: r.offset,
+        key: r.key,
+        value: r.value,
+        headers: { ...r.headers, "dlq.reason": reason, "dlq.received_at": receivedAt.toISOString() },
+        reason,
+        error: (err as Error).message,
+      });
+    }
+  }
+  return { rows, deadLetters };
+}
+
+/**
+ * Returns the handler for `runBatchConsumer`: it resolves only after the batch is committed in
+ * PostgreSQL. A database outage is retried with backoff (heartbeating) until it recovers or the
+ * consumer stops; the offset is then not committed, so nothing is lost.
+ */
+export function createBatchHandler(options: BatchHandlerOptions) {
+  const stats = options.stats ?? newConsumerStats();
+  const now = options.now ?? Date.now;
+  return async (
+    batch: RecordBatch,
+    ctx: { heartbeat(): Promise<void>; isRunning(): boolean },
+  ): Promise<void> => {
+    const { rows, deadLetters } = decodeBatch(batch);
+    const started = now();
+    const result = await retry(() => options.sink.write(rows, deadLetters), {
+      maxAttempts: Number.POSITIVE_INFINITY,
+      minTimeout: 500,
+      maxTimeout: 15_000,
+      // Bad rows are already isolated by the sink; anything else is the database being unwell.
+      isRetriable: () => true,
+      signal: options.signal,
+      onRetry: (err, attempt, delayMs) => {
+        stats.dbErrors++;
+        options.log.warn("database write failed, retrying", { err, attempt, delay_ms: delayMs, partition: batch.partition });
+        ctx.heartbeat().catch(() => {});
+      },
+    });
+    stats.batches++;
+    stats.consumed += batch.records.length;
+    stats.written += result.inserted;
+    stats.duplicates += result.duplicates;
+    stats.deadLettered += result.deadLettered.length;
+    stats.lastBatchMs = now();
+    for (const r of rows) {
+      const t = Date.parse(r.event_time);
+      if (t > stats.lastEventMs) stats.lastEventMs = t;
+    }
+    if (result.deadLettered.length > 0) {
+      options.log.warn("records dead-lettered", {
+        count: result.deadLettered.length,
+        reasons: [...new Set(result.deadLettered.map((d) => d.reason))],
+        partition: batch.partition,
+      });
+    }
+    options.log.debug("batch written", {
+      partition: batch.partition,
+      records: batch.records.length,
+      inserted: result.inserted,
+      duplicates: result.duplicates,
+      ms: now() - started,
+    });
+  };
+}

@@ -1,0 +1,390 @@
+/** @module The Kafka edge (kafkajs): topics, a transactional publisher, a batch consumer, lag. */
+import {
+  type Admin,
+  type Consumer,
+  type IHeaders,
+  Kafka,
+  logLevel as KafkaLogLevel,
+  Partitioners,
+  type Producer,
+} from "kafkajs";
+import type { Logger } from "./log.ts";
+
+/** A record to publish. */
+export interface OutRecord {
+  topic: string;
+  key: string | null;
+  value: string;
+  headers?: Record<string, string>;
+}
+
+/** A record as consumed. */
+export interface InRecord {
+  topic: string;
+  partition: number;
+  offset: string;
+  key: Uint8Array | null;
+  value: Uint8Array | null;
+  headers: Record<string, string>;
+  timestamp: string;
+}
+
+/** A topic to create when missing. */
+export interface TopicSpec {
+  topic: string;
+  partitions: number;
+  config?: Record<string, string>;
+}
+
+/** Connection settings for {@linkcode createKafka}. */
+export interface KafkaOptions {
+  brokers: string[];
+  clientId: string;
+  log: Logger;
+}
+
+/** Per-partition lag of a consumer group. */
+export interface PartitionLag {
+  partition: number;
+  committed: string | null;
+  start: string;
+  end: string;
+  lag: string;
+}
+
+/** Creates the kafkajs client with its logs routed into ours. */
+export function createKafka(options: KafkaOptions): Kafka {
+  const log = options.log.with({ component: "kafkajs" });
+  return new Kafka({
+    clientId: options.clientId,
+    brokers: options.brokers,
+    connectionTimeout: 5000,
+    requestTimeout: 30_000,
+    retry: { initialRetryTime: 300, retries: 8, maxRetryTime: 10_000 },
+    logLevel: KafkaLogLevel.WARN,
+    logCreator: () => ({ level, log: entry }) => {
+      const { message, timestamp: _t, logger: _l, ...fields } = entry;
+      const fn = level <= KafkaLogLevel.ERROR ? log.error : level === KafkaLogLevel.WARN ? log.warn : log.debug;
+      fn(message, fields);
+    },
+  });
+}
+
+/** Creates each topic that does not exist yet (idempotent; safe when several processes race). */
+export async function ensureTopics(kafka: Kafka, specs: TopicSpec[]): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const existing = new Set(await admin.listTopics());
+    const missing = specs.filter((s) => !existing.has(s.topic));
+    if (missing.length === 0) return;
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: missing.map((s) => ({
+        topic: s.topic,
+        numPartitions: s.partitions,
+        replicationFactor: -1,
+        configEntries: Object.entries(s.config ?? {}).map(([name, value]) => ({ name, value })),
+      })),
+    }).catch((err: Error & { type?: string }) => {
+      if (err.type !== "TOPIC_ALREADY_EXISTS" && !/already exists/i.test(err.message)) throw err;
+    });
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Publishes groups of records atomically (one Kafka transaction each), one group at a time. */
+export interface TransactionalPublisher {
+  /** Sends all records in one transaction; resolves after commit, rejects after abort. */
+  publish(records: OutRecord[]): Promise<void>;
+  disconnect(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** Options for {@linkcode createTransactionalPublisher}. */
+export interface PublisherOptions {
+  transactionalId: string;
+  log: Logger;
+}
+
+/**
+ * Connects an idempotent, transactional producer. Connecting also fences any earlier producer
+ * with the same transactional id and aborts its open transaction. A failed connect is fatal
+ * (kafkajs would otherwise go on sending without idempotence).
+ */
+export async function createTransactionalPublisher(
+  kafka: Kafka,
+  options: PublisherOptions,
+): Promise<TransactionalPublisher> {
+  let producer = await connectProducer(kafka, options.transactionalId);
+  let chain: Promise<unknown> = Promise.resolve();
+  let broken = false;
+
+  async function publishNow(records: OutRecord[]): Promise<void> {
+    if (broken) {
+      await producer.disconnect().catch(() => {});
+      producer = await connectProducer(kafka, options.transactionalId);
+      broken = false;
+    }
+    const txn = await producer.transaction();
+    try {
+      const byTopic = new Map<string, OutRecord[]>();
+      for (const r of records) byTopic.set(r.topic, [...(byTopic.get(r.topic) ?? []), r]);
+      await txn.sendBatch({
+        topicMessages: [...byTopic].map(([topic, rs]) => ({
+          topic,
+          messages: rs.map((r) => ({ key: r.key, value: r.value, headers: r.headers })),
+        })),
+      });
+      await txn.commit();
+    } catch (err) {
+      await txn.abort().catch(() => {});
+      broken = true; // reconnect (and re-init the transactional id) before the next attempt
+      throw err;
+    }
+  }
+
+  const publisher: TransactionalPublisher = {
+    publish(records) {
+      const next = chain.then(() => publishNow(records));
+      chain = next.catch(() => {});
+      return next;
+    },
+    async disconnect() {
+      await chain;
+      await producer.disconnect();
+    },
+    [Symbol.asyncDispose]() {
+      return publisher.disconnect();
+    },
+  };
+  return publisher;
+}
+
+async function connectProducer(kafka: Kafka, transactionalId: string): Promise<Producer> {
+  const producer = kafka.producer({
+    idempotent: true,
+    transactionalId,
+    maxInFlightRequests: 1,
+    transactionTimeout: 60_000,
+    createPartitioner: Partitioners.DefaultPartitioner,
+    allowAutoTopicCreation: false,
+  });
+  await producer.connect();
+  return producer;
+}
+
+/** Options for {@linkcode readCompacted}. */
+export interface ReadCompactedOptions {
+  clientId: string;
+  log: Logger;
+  signal?: AbortSignal;
+}
+
+/**
+ * Reads a (compacted) topic from the beginning to its current end with read_committed and
+ * returns the latest value per key. Used to restore the producer's checkpoints.
+ */
+export async function readCompacted(
+  kafka: Kafka,
+  topic: string,
+  options: ReadCompactedOptions,
+): Promise<Map<string, string>> {
+  const admin = kafka.admin();
+  await admin.connect();
+  const groupId = `${options.clientId}-restore-${crypto.randomUUID().slice(0, 8)}`;
+  const latest = new Map<string, string>();
+  try {
+    const offsets = await admin.fetchTopicOffsets(topic);
+    const pending = new Map<number, bigint>();
+    for (const o of offsets) if (BigInt(o.high) > BigInt(o.low)) pending.set(o.partition, BigInt(o.high));
+    if (pending.size === 0) return latest;
+    const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 250, readUncommitted: false });
+    const done = Promise.withResolvers<void>();
+    const advance = (partition: number, lastOffset: string) => {
+      const target = pending.get(partition);
+      if (target !== undefined && BigInt(lastOffset) + 1n >= target) pending.delete(partition);
+      if (pending.size === 0) done.resolve();
+    };
+    consumer.on(consumer.events.END_BATCH_PROCESS, (e) => advance(e.payload.partition, e.payload.lastOffset));
+    await consumer.connect();
+    try {
+      await consumer.subscribe({ topic, fromBeginning: true });
+      await consumer.run({
+        autoCommit: false,
+        eachBatch: async ({ batch }) => {
+          for (const m of batch.messages) {
+            const key = m.key?.toString();
+            if (key === undefined) continue;
+            if (m.value === null) latest.delete(key);
+            else latest.set(key, m.value.toString());
+          }
+          advance(batch.partition, batch.lastOffset());
+        },
+      });
+      const timeout = AbortSignal.timeout(60_000);
+      const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+      await abortable(done.promise, signal);
+    } finally {
+      await consumer.disconnect();
+    }
+    await admin.deleteGroups([groupId]).catch(() => {});
+    return latest;
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** A batch of records from one partition, handed to the consumer's handler. */
+export interface RecordBatch {
+  topic: string;
+  partition: number;
+  records: InRecord[];
+  highWatermark: string;
+}
+
+/** Options for {@linkcode runBatchConsumer}. */
+export interface BatchConsumerOptions {
+  groupId: string;
+  topic: string;
+  log: Logger;
+  /** Writes the batch; must resolve only once it is durable. Offsets are committed after. */
+  handle(batch: RecordBatch, ctx: { heartbeat(): Promise<void>; isRunning(): boolean }): Promise<void>;
+  /** Called after each commit (for metrics and idle tracking). */
+  onCommitted?(batch: { topic: string; partition: number; offset: string; highWatermark: string }): void;
+  maxBytesPerPartition?: number;
+  sessionTimeout?: number;
+}
+
+/** A running consumer; `stop()` finishes the batch in flight and commits it. */
+export interface BatchConsumer {
+  stop(): Promise<void>;
+  /** Resolves when the consumer crashed for good (kafkajs gave up); never resolves otherwise. */
+  crashed: Promise<Error>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/**
+ * Runs a consumer group member with manual commits: each batch is handed to `handle`, and only
+ * after it resolves is the offset past the batch (including transaction markers) committed.
+ */
+export async function runBatchConsumer(kafka: Kafka, options: BatchConsumerOptions): Promise<BatchConsumer> {
+  const consumer: Consumer = kafka.consumer({
+    groupId: options.groupId,
+    readUncommitted: false,
+    sessionTimeout: options.sessionTimeout ?? 30_000,
+    heartbeatInterval: 3000,
+    maxBytesPerPartition: options.maxBytesPerPartition ?? 4 * 1024 * 1024,
+    maxBytes: 32 * 1024 * 1024,
+    maxWaitTimeInMs: 500,
+    allowAutoTopicCreation: false,
+  });
+  const crashed = Promise.withResolvers<Error>();
+  consumer.on(consumer.events.CRASH, (e) => {
+    if (!e.payload.restart) crashed.resolve(e.payload.error);
+  });
+  // A fetch that held only transaction markers is resolved by kafkajs without calling eachBatch;
+  // commit past it so a caught-up group shows zero lag.
+  consumer.on(consumer.events.END_BATCH_PROCESS, async (e) => {
+    if (e.payload.batchSize !== 0) return;
+    const offset = (BigInt(e.payload.lastOffset) + 1n).toString();
+    await consumer.commitOffsets([{ topic: e.payload.topic, partition: e.payload.partition, offset }])
+      .then(() => options.onCommitted?.({ ...e.payload, offset }))
+      .catch((err) => options.log.debug("marker commit skipped", { err }));
+  });
+  await consumer.connect();
+  await consumer.subscribe({ topic: options.topic, fromBeginning: true });
+  await consumer.run({
+    autoCommit: false,
+    eachBatchAutoResolve: false,
+    partitionsConsumedConcurrently: 1,
+    eachBatch: async ({ batch, heartbeat, isRunning, isStale, commitOffsetsIfNecessary, resolveOffset }) => {
+      if (batch.isEmpty() || !isRunning() || isStale()) return;
+      const records: InRecord[] = batch.messages.map((m) => ({
+        topic: batch.topic,
+        partition: batch.partition,
+        offset: m.offset,
+        key: m.key ? new Uint8Array(m.key) : null,
+        value: m.value ? new Uint8Array(m.value) : null,
+        headers: headersToStrings(m.headers),
+        timestamp: m.timestamp,
+      }));
+      await options.handle(
+        { topic: batch.topic, partition: batch.partition, records, highWatermark: batch.highWatermark },
+        { heartbeat, isRunning },
+      );
+      // lastOffset() includes trailing control records of this fetch, so the marker is skipped too.
+      const last = batch.lastOffset();
+      resolveOffset(last);
+      const offset = (BigInt(last) + 1n).toString();
+      await commitOffsetsIfNecessary({ topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset }] }] });
+      options.onCommitted?.({ topic: batch.topic, partition: batch.partition, offset, highWatermark: batch.highWatermark });
+    },
+  });
+  let stopped = false;
+  const handle: BatchConsumer = {
+    crashed: crashed.promise,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await consumer.disconnect();
+    },
+    [Symbol.asyncDispose]() {
+      return handle.stop();
+    },
+  };
+  return handle;
+}
+
+/** Options for {@linkcode fetchLag}. */
+export interface LagOptions {
+  groupId: string;
+  topic: string;
+}
+
+/**
+ * Lag per partition: end offset minus committed offset. A partition with no commit counts from
+ * the log start; a commit below the log start (after retention) counts from the log start too.
+ */
+export async function fetchLag(admin: Admin, options: LagOptions): Promise<PartitionLag[]> {
+  const [ends, committed] = await Promise.all([
+    admin.fetchTopicOffsets(options.topic),
+    admin.fetchOffsets({ groupId: options.groupId, topics: [options.topic] }),
+  ]);
+  const byPartition = new Map<number, string>();
+  for (const t of committed) for (const p of t.partitions) byPartition.set(p.partition, p.offset);
+  return ends.sort((a, b) => a.partition - b.partition).map((e) => {
+    const c = byPartition.get(e.partition);
+    const hasCommit = c !== undefined && c !== "-1";
+    const from = hasCommit ? (BigInt(c) < BigInt(e.low) ? BigInt(e.low) : BigInt(c)) : BigInt(e.low);
+    const lag = BigInt(e.high) - from;
+    return {
+      partition: e.partition,
+      committed: hasCommit ? c : null,
+      start: e.low,
+      end: e.high,
+      lag: (lag < 0n ? 0n : lag).toString(),
+    };
+  });
+}
+
+export type { Admin, Kafka };
+
+function headersToStrings(headers: IHeaders | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers ?? {})) {
+    if (v === undefined) continue;
+    out[k] = Array.isArray(v) ? v.map(String).join(",") : v.toString();
+  }
+  return out;
+}
+
+function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}

@@ -1,0 +1,112 @@
+/** @module Turns a validated recent-changes row into the typed columns of `wiki_recent_changes`. */
+import type { ApiRow } from "./schemas.ts";
+
+/** One row of `wiki_recent_changes` (ids as decimal strings: they are 64-bit). */
+export interface ChangeRow {
+  wiki: string;
+  server_name: string;
+  rcid: string;
+  change_type: string;
+  namespace: number | null;
+  title: string | null;
+  page_id: string | null;
+  rev_id: string | null;
+  old_rev_id: string | null;
+  user_name: string | null;
+  user_id: string | null;
+  is_anon: boolean;
+  is_temp: boolean;
+  is_bot: boolean;
+  is_minor: boolean;
+  is_new: boolean;
+  old_len: number | null;
+  new_len: number | null;
+  event_time: string;
+  comment: string | null;
+  tags: string[];
+  sha1: string | null;
+  log_id: string | null;
+  log_type: string | null;
+  log_action: string | null;
+  log_params: unknown;
+  user_hidden: boolean;
+  comment_hidden: boolean;
+  action_hidden: boolean;
+  raw: Record<string, unknown>;
+}
+
+/** Where a row came from. */
+export interface WikiRef {
+  wiki: string;
+  serverName: string;
+}
+
+/** Keys of a row that are columns or flags; other keys of a legacy log row are its parameters. */
+const KNOWN_KEYS = new Set([
+  "type", "ns", "title", "pageid", "revid", "old_revid", "rcid", "user", "userid", "anon", "temp",
+  "bot", "new", "minor", "oldlen", "newlen", "timestamp", "comment", "parsedcomment", "redirect",
+  "patrolled", "unpatrolled", "autopatrolled", "tags", "sha1", "logid", "logtype", "logaction",
+  "logparams", "userhidden", "commenthidden", "actionhidden", "sha1hidden", "suppressed",
+  "oresscores",
+]); // deno-fmt-ignore
+
+/**
+ * Maps a row (fv1 or fv2) to columns. Zero ids mean "none" in MediaWiki and become NULL; new pages
+ * have no old revision or old length; log rows have no sizes; hidden fields become NULL.
+ */
+export function normaliseApiRow(row: ApiRow, ref: WikiRef, raw: Record<string, unknown>): ChangeRow {
+  const isNew = row.type === "new" || row.new === true;
+  const isLog = row.type === "log";
+  const userHidden = row.userhidden === true;
+  return {
+    wiki: ref.wiki,
+    server_name: ref.serverName,
+    rcid: row.rcid,
+    change_type: row.type,
+    namespace: row.ns ?? null,
+    title: row.title ?? null,
+    page_id: nonZero(row.pageid),
+    rev_id: nonZero(row.revid),
+    old_rev_id: isNew ? null : nonZero(row.old_revid),
+    user_name: userHidden ? null : row.user ?? null,
+    user_id: userHidden ? null : nonZero(row.userid),
+    is_anon: row.anon === true,
+    is_temp: row.temp === true,
+    is_bot: row.bot === true,
+    is_minor: row.minor === true,
+    is_new: isNew,
+    old_len: isNew || isLog ? null : row.oldlen ?? null,
+    new_len: isLog ? null : row.newlen ?? null,
+    event_time: new Date(row.timestamp).toISOString(),
+    comment: row.commenthidden === true ? null : row.comment ?? null,
+    tags: row.tags ?? [],
+    sha1: row.sha1hidden === true ? null : row.sha1 ?? null,
+    log_id: isLog ? nonZero(row.logid) : null,
+    log_type: isLog ? row.logtype ?? null : null,
+    log_action: isLog ? row.logaction ?? null : null,
+    log_params: isLog ? logParams(row) : null,
+    user_hidden: userHidden,
+    comment_hidden: row.commenthidden === true,
+    action_hidden: row.actionhidden === true,
+    raw,
+  };
+}
+
+/** The Kafka message key: wiki and page, so one page's changes stay in one partition, in order. */
+export function messageKey(wiki: string, row: { pageid?: string; title?: string; rcid: string }): string {
+  if (row.pageid && row.pageid !== "0") return `${wiki}:${row.pageid}`;
+  if (row.title) return `${wiki}:${row.title}`;
+  return `${wiki}:rc${row.rcid}`;
+}
+
+function nonZero(id: string | undefined): string | null {
+  return id === undefined || id === "0" ? null : id;
+}
+
+/** fv2 `logparams` as is; legacy fv1 rows carry their parameters as extra keys instead. */
+function logParams(row: ApiRow): unknown {
+  if (row.logparams !== undefined) return row.logparams;
+  const extra: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(row)) if (!KNOWN_KEYS.has(k)) extra[k] = v;
+  return Object.keys(extra).length > 0 ? extra : null;
+}

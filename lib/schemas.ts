@@ -1,0 +1,78 @@
+/** @module zod schemas for the boundaries: Wikimedia API JSON and the Kafka envelope. */
+import { z } from "zod";
+
+/** A MediaWiki id: a non-negative integer, sometimes serialised as a string (old MW). */
+const Id = z.union([
+  z.number().int().nonnegative().transform((n) => String(n)),
+  z.string().regex(/^\d{1,19}$/, "Expected a decimal id").transform((s) => s.replace(/^0+(?=\d)/, "")),
+]).refine((s) => BigInt(s) <= 9223372036854775807n, "Id exceeds 64 bits");
+
+/** A flag: fv2 booleans, or fv1 presence flags (`""` when set). */
+const Flag = z.union([z.boolean(), z.literal("")]).transform((v) => v === "" || v === true);
+
+const Length = z.number().int().nonnegative().max(2 ** 53);
+
+/** One `list=recentchanges` row, in either formatversion; unknown keys are kept. */
+export const ApiRowSchema = z.looseObject({
+  type: z.enum(["edit", "new", "log", "categorize", "external"]),
+  rcid: Id,
+  timestamp: z.iso.datetime({ offset: true }),
+  ns: z.number().int().optional(),
+  title: z.string().optional(),
+  pageid: Id.optional(),
+  revid: Id.optional(),
+  old_revid: Id.optional(),
+  user: z.string().optional(),
+  userid: Id.optional(),
+  oldlen: Length.optional(),
+  newlen: Length.optional(),
+  comment: z.string().optional(),
+  tags: z.array(z.string()).optional(),
+  sha1: z.string().optional(),
+  logid: Id.optional(),
+  logtype: z.string().optional(),
+  logaction: z.string().optional(),
+  logparams: z.unknown().optional(),
+  anon: Flag.optional(),
+  temp: Flag.optional(),
+  bot: Flag.optional(),
+  new: Flag.optional(),
+  minor: Flag.optional(),
+  redirect: Flag.optional(),
+  userhidden: Flag.optional(),
+  commenthidden: Flag.optional(),
+  actionhidden: Flag.optional(),
+  sha1hidden: Flag.optional(),
+  suppressed: Flag.optional(),
+});
+
+/** A validated recent-changes row (ids as decimal strings, flags as booleans). */
+export type ApiRow = z.infer<typeof ApiRowSchema>;
+
+/** An Action API response envelope (errors, continuation, rows left unvalidated). */
+export const ApiResponseSchema = z.looseObject({
+  error: z.looseObject({ code: z.string(), info: z.string().optional() }).optional(),
+  errors: z.array(z.looseObject({ code: z.string() })).optional(),
+  continue: z.record(z.string(), z.union([z.string(), z.number()]).transform(String)).optional(),
+  curtimestamp: z.string().optional(),
+  query: z.looseObject({
+    recentchanges: z.array(z.unknown()).optional(),
+    general: z.looseObject({ wikiid: z.string(), servername: z.string().optional() }).optional(),
+  }).optional(),
+});
+
+/** A parsed Action API response. */
+export type ApiResponse = z.infer<typeof ApiResponseSchema>;
+
+/** The versioned Kafka message value: the complete source row plus where it came from. */
+export const EnvelopeSchema = z.object({
+  v: z.literal(1),
+  source: z.literal("action_api"),
+  wiki: z.string().min(1),
+  server_name: z.string().min(1),
+  fetched_at: z.iso.datetime({ offset: true }),
+  row: z.record(z.string(), z.unknown()),
+});
+
+/** A Kafka message value as published by the producer. */
+export type Envelope = z.infer<typeof EnvelopeSchema>;

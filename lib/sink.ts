@@ -1,0 +1,208 @@
+/** @module The PostgreSQL sink: COPY into staging, merge idempotently, derive per-minute activity. */
+import { Buffer } from "node:buffer";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { Sql } from "./db.ts";
+import type { ChangeRow } from "./normalise.ts";
+import { isRetriable } from "./errors.ts";
+import type { Logger } from "./log.ts";
+
+/** A change row plus where it was read from in Kafka. */
+export interface SinkRow extends ChangeRow {
+  kafka_partition: number;
+  kafka_offset: string;
+}
+
+/** A record that could not become a row: kept with its original bytes and the reason. */
+export interface DeadLetter {
+  topic: string;
+  partition: number;
+  offset: string;
+  key: Uint8Array | null;
+  value: Uint8Array | null;
+  headers: Record<string, string>;
+  reason: string;
+  error: string;
+}
+
+/** What one write did. */
+export interface WriteResult {
+  inserted: number;
+  duplicates: number;
+  deadLettered: DeadLetter[];
+}
+
+/** Writes batches into PostgreSQL. */
+export interface Sink {
+  /** Writes rows and dead letters in one transaction; resolves after commit. */
+  write(rows: SinkRow[], deadLetters?: DeadLetter[]): Promise<WriteResult>;
+}
+
+/** Options for {@linkcode createSink}. */
+export interface SinkOptions {
+  log: Logger;
+}
+
+/** The columns written, in COPY order. */
+export const COLUMNS = [
+  "wiki", "rcid", "server_name", "change_type", "namespace", "title", "page_id", "rev_id",
+  "old_rev_id", "user_name", "user_id", "is_anon", "is_temp", "is_bot", "is_minor", "is_new",
+  "old_len", "new_len", "event_time", "comment", "tags", "sha1", "log_id", "log_type",
+  "log_action", "log_params", "user_hidden", "comment_hidden", "action_hidden", "raw",
+  "kafka_partition", "kafka_offset",
+] as const satisfies readonly (keyof SinkRow)[]; // deno-fmt-ignore
+
+const JSON_COLUMNS = new Set<string>(["log_params", "raw"]);
+
+/** Creates the sink. Poison rows that PostgreSQL rejects are isolated and dead-lettered. */
+export function createSink(sql: Sql, options: SinkOptions): Sink {
+  const cols = COLUMNS.join(", ");
+  async function writeOnce(rows: SinkRow[], deadLetters: DeadLetter[]): Promise<number> {
+    return await sql.begin(async (tx) => {
+      let inserted = 0;
+      if (rows.length > 0) {
+        await tx.unsafe(
+          `create temp table if not exists wikistream_stage
+             (like wiki_recent_changes including defaults) on commit delete rows`,
+        );
+        const writable = await tx.unsafe(`copy pg_temp.wikistream_stage (${cols}) from stdin`)
+          .writable();
+        await pipeline(Readable.from(copyChunks(rows)), writable);
+        const [res] = await tx.unsafe(MERGE_SQL.replaceAll("$COLS", cols));
+        inserted = Number(res?.inserted ?? 0);
+      }
+      if (deadLetters.length > 0) {
+        await tx`insert into dead_letters ${
+          tx(deadLetters.map((d) => ({
+            topic: d.topic,
+            partition: d.partition,
+            offset: d.offset,
+            key: d.key ? Buffer.from(d.key) : null,
+            value: d.value ? Buffer.from(d.value) : null,
+            headers: d.headers as never,
+            reason: d.reason,
+            error: d.error,
+          })))
+        } on conflict (topic, partition, "offset") do nothing`;
+      }
+      return inserted;
+    });
+  }
+
+  async function write(rows: SinkRow[], deadLetters: DeadLetter[] = []): Promise<WriteResult> {
+    try {
+      const inserted = await writeOnce(rows, deadLetters);
+      return { inserted, duplicates: rows.length - inserted, deadLettered: deadLetters };
+    } catch (err) {
+      if (isRetriable(err) || rows.length === 0) throw err;
+      // A row PostgreSQL rejects (bad data) must not stall the partition: bisect to find it.
+      if (rows.length === 1) {
+        const row = rows[0]!;
+        const dl = rowDeadLetter(row, err);
+        options.log.warn("row rejected by database, dead-lettered", { rcid: row.rcid, err });
+        await writeOnce([], [...deadLetters, dl]);
+        return { inserted: 0, duplicates: 0, deadLettered: [...deadLetters, dl] };
+      }
+      const mid = Math.ceil(rows.length / 2);
+      const a = await write(rows.slice(0, mid), deadLetters);
+      const b = await write(rows.slice(mid));
+      return {
+        inserted: a.inserted + b.inserted,
+        duplicates: a.duplicates + b.duplicates,
+        deadLettered: [...a.deadLettered, ...b.deadLettered],
+      };
+    }
+  }
+  return { write };
+}
+
+const MERGE_SQL = `
+with ins as (
+  insert into wiki_recent_changes ($COLS)
+  select distinct on (wiki, rcid) $COLS from pg_temp.wikistream_stage
+  order by wiki, rcid, kafka_offset
+  on conflict (wiki, rcid) do nothing
+  returning wiki, event_time, change_type, is_bot, is_anon, old_len, new_len
+), agg as (
+  select wiki, date_trunc('minute', event_time) as minute,
+    count(*) as changes,
+    count(*) filter (where change_type = 'edit') as edits,
+    count(*) filter (where change_type = 'new') as new_pages,
+    count(*) filter (where change_type = 'log') as log_events,
+    count(*) filter (where change_type = 'categorize') as categorize,
+    count(*) filter (where is_bot) as bot_changes,
+    count(*) filter (where is_anon) as anon_changes,
+    coalesce(sum(greatest(coalesce(new_len, 0) - coalesce(old_len, 0), 0))
+      filter (where change_type in ('edit', 'new')), 0) as bytes_added,
+    coalesce(sum(greatest(coalesce(old_len, 0) - coalesce(new_len, 0), 0))
+      filter (where change_type in ('edit', 'new')), 0) as bytes_removed
+  from ins group by 1, 2
+), up as (
+  insert into wiki_activity_minute as a
+  select * from agg order by wiki, minute
+  on conflict (wiki, minute) do update set
+    changes = a.changes + excluded.changes,
+    edits = a.edits + excluded.edits,
+    new_pages = a.new_pages + excluded.new_pages,
+    log_events = a.log_events + excluded.log_events,
+    categorize = a.categorize + excluded.categorize,
+    bot_changes = a.bot_changes + excluded.bot_changes,
+    anon_changes = a.anon_changes + excluded.anon_changes,
+    bytes_added = a.bytes_added + excluded.bytes_added,
+    bytes_removed = a.bytes_removed + excluded.bytes_removed
+)
+select count(*)::int as inserted from ins`;
+
+function rowDeadLetter(row: SinkRow, err: unknown): DeadLetter {
+  const e = err as { code?: string; message?: string };
+  return {
+    topic: "(database)",
+    partition: row.kafka_partition,
+    offset: row.kafka_offset,
+    key: null,
+    value: new TextEncoder().encode(JSON.stringify(row.raw)),
+    headers: { wiki: row.wiki, rcid: row.rcid },
+    reason: "database_rejected",
+    error: `${e.code ?? ""} ${e.message ?? String(err)}`.trim(),
+  };
+}
+
+/** Encodes rows in COPY text format, ~256 KiB per chunk. */
+export function* copyChunks(rows: SinkRow[]): Generator<string> {
+  let buf = "";
+  for (const row of rows) {
+    buf += copyLine(row);
+    if (buf.length > 262_144) {
+      yield buf;
+      buf = "";
+    }
+  }
+  if (buf) yield buf;
+}
+
+/** One row as a COPY text line. */
+export function copyLine(row: SinkRow): string {
+  let line = "";
+  for (let i = 0; i < COLUMNS.length; i++) {
+    const col = COLUMNS[i]!;
+    if (i > 0) line += "\t";
+    line += copyValue(row[col], JSON_COLUMNS.has(col));
+  }
+  return line + "\n";
+}
+
+function copyValue(v: unknown, json: boolean): string {
+  if (v === null || v === undefined) return "\\N";
+  if (json) return escapeCopy(JSON.stringify(v));
+  if (Array.isArray(v)) {
+    return escapeCopy(`{${v.map((s) => `"${String(s).replace(/[\\"]/g, "\\$&")}"`).join(",")}}`);
+  }
+  if (typeof v === "boolean") return v ? "t" : "f";
+  return escapeCopy(String(v));
+}
+
+function escapeCopy(s: string): string {
+  return /[\\\t\n\r]/.test(s)
+    ? s.replace(/\\/g, "\\\\").replace(/\t/g, "\\t").replace(/\n/g, "\\n").replace(/\r/g, "\\r")
+    : s;
+}
