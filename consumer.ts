@@ -13,7 +13,11 @@ export async function main(args = Deno.args): Promise<number> {
   using life = createLifecycle(log);
   let consumer;
   try {
-    consumer = await startConsumer(config, { log, signal: life.signal, idleExitMs: flags.idleExitMs });
+    consumer = await startConsumer(config, {
+      log,
+      signal: life.signal,
+      idleExitMs: flags.idleExitMs,
+    });
   } catch (err) {
     log.error("cannot start consumer", { err });
     return 1;
@@ -25,7 +29,12 @@ export async function main(args = Deno.args): Promise<number> {
     lag: consumer.lag,
     metrics: () => renderMetrics({ consumer: consumer.stats }),
   });
-  const server = serve(app, { hostname: config.HTTP_HOST, port: config.HTTP_PORT, signal: life.signal, log });
+  const server = serve(app, {
+    hostname: config.HTTP_HOST,
+    port: config.HTTP_PORT,
+    signal: life.signal,
+    log,
+  });
   let code = 0;
   try {
     await consumer.done;

@@ -13,7 +13,12 @@ export async function main(args = Deno.args): Promise<number> {
   using life = createLifecycle(log);
   let producer;
   try {
-    producer = await startProducer(config, { log, signal: life.signal, since: flags.since, until: flags.until });
+    producer = await startProducer(config, {
+      log,
+      signal: life.signal,
+      since: flags.since,
+      until: flags.until,
+    });
   } catch (err) {
     log.error("cannot start producer", { err });
     return 1;
@@ -24,7 +29,12 @@ export async function main(args = Deno.args): Promise<number> {
     ready: producer.ready,
     metrics: () => renderMetrics({ producer: producer.stats }),
   });
-  const server = serve(app, { hostname: config.HTTP_HOST, port: config.PRODUCER_HTTP_PORT, signal: life.signal, log });
+  const server = serve(app, {
+    hostname: config.HTTP_HOST,
+    port: config.PRODUCER_HTTP_PORT,
+    signal: life.signal,
+    log,
+  });
   let code = 0;
   try {
     await producer.done;

@@ -21,7 +21,12 @@ export function parseFlags(args: string[], allowed: (keyof Flags)[]): Flags {
   } as const;
   let values;
   try {
-    ({ values } = parseArgs({ args, options, strict: true, allowPositionals: false }));
+    ({ values } = parseArgs({
+      args,
+      options,
+      strict: true,
+      allowPositionals: false,
+    }));
   } catch (err) {
     throw new ConfigError(`Invalid flags: ${(err as Error).message}`);
   }
@@ -29,15 +34,26 @@ export function parseFlags(args: string[], allowed: (keyof Flags)[]): Flags {
   const allow = new Set<string>(allowed);
   for (const [name, value] of Object.entries(values)) {
     const key = name === "idle-exit" ? "idleExitMs" : name;
-    if (!allow.has(key)) throw new ConfigError(`Invalid flags: --${name} is not accepted here`);
+    if (!allow.has(key)) {
+      throw new ConfigError(`Invalid flags: --${name} is not accepted here`);
+    }
     if (key === "since" || key === "until") {
-      if (typeof value !== "string" || Number.isNaN(Date.parse(value)) || !/^\d{4}-\d{2}-\d{2}/.test(value)) {
-        throw new ConfigError(`Invalid flag --${name}: expected an ISO-8601 time such as 2024-04-26T00:00:00Z`);
+      if (
+        typeof value !== "string" || Number.isNaN(Date.parse(value)) ||
+        !/^\d{4}-\d{2}-\d{2}/.test(value)
+      ) {
+        throw new ConfigError(
+          `Invalid flag --${name}: expected an ISO-8601 time such as 2024-04-26T00:00:00Z`,
+        );
       }
       flags[key] = new Date(value).toISOString();
     } else {
       const secs = Number(value);
-      if (!Number.isFinite(secs) || secs < 0) throw new ConfigError(`Invalid flag --idle-exit: expected seconds >= 0`);
+      if (!Number.isFinite(secs) || secs < 0) {
+        throw new ConfigError(
+          `Invalid flag --idle-exit: expected seconds >= 0`,
+        );
+      }
       flags.idleExitMs = secs * 1000;
     }
   }
@@ -48,13 +64,22 @@ export function parseFlags(args: string[], allowed: (keyof Flags)[]): Flags {
 }
 
 /** Loads config and flags, or logs the problem and returns the exit code 2. */
-export function boot(service: string, args: string[], allowed: (keyof Flags)[], env?: Record<string, string | undefined>):
+export function boot(
+  service: string,
+  args: string[],
+  allowed: (keyof Flags)[],
+  env?: Record<string, string | undefined>,
+):
   | { config: Config; flags: Flags; log: Logger }
   | { exitCode: 2 } {
   try {
     const config = loadConfig(env);
     const flags = parseFlags(args, allowed);
-    return { config, flags, log: createLogger({ service, level: config.LOG_LEVEL }) };
+    return {
+      config,
+      flags,
+      log: createLogger({ service, level: config.LOG_LEVEL }),
+    };
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     createLogger({ service }).error(err.message, { error: "ConfigError" });
@@ -63,11 +88,15 @@ export function boot(service: string, args: string[], allowed: (keyof Flags)[], 
 }
 
 /** Serves the app until `signal` aborts. */
-export function serve(app: Hono, options: { hostname: string; port: number; signal: AbortSignal; log: Logger }): Deno.HttpServer {
+export function serve(
+  app: Hono,
+  options: { hostname: string; port: number; signal: AbortSignal; log: Logger },
+): Deno.HttpServer {
   return Deno.serve({
     hostname: options.hostname,
     port: options.port,
     signal: options.signal,
-    onListen: ({ hostname, port }) => options.log.info("http listening", { url: `http://${hostname}:${port}` }),
+    onListen: ({ hostname, port }) =>
+      options.log.info("http listening", { url: `http://${hostname}:${port}` }),
   }, app.fetch);
 }

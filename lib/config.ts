@@ -4,7 +4,9 @@ import { ConfigError } from "./errors.ts";
 
 const hostList = z.string().transform((s, ctx) => {
   const hosts = s.split(",").map((h) => h.trim()).filter(Boolean);
-  if (hosts.length === 0) ctx.addIssue({ code: "custom", message: "Expected at least one entry" });
+  if (hosts.length === 0) {
+    ctx.addIssue({ code: "custom", message: "Expected at least one entry" });
+  }
   for (const h of hosts) {
     if (!/^[a-z0-9.-]+(:\d+)?$/i.test(h)) {
       ctx.addIssue({ code: "custom", message: `Invalid host name "${h}"` });
@@ -13,29 +15,42 @@ const hostList = z.string().transform((s, ctx) => {
   return hosts;
 });
 
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const int = (min: number, max: number) =>
+  z.coerce.number().int().min(min).max(max);
 
 /** Every environment variable the scripts read, with its default and meaning (README table). */
 export const ConfigSchema = z.object({
   KAFKA_BROKERS: hostList.default(["127.0.0.1:19092"])
     .describe("Comma-separated Kafka/Redpanda bootstrap brokers"),
-  KAFKA_TOPIC: z.string().regex(/^[A-Za-z0-9._-]{1,200}$/).default("wiki.recentchanges")
+  KAFKA_TOPIC: z.string().regex(/^[A-Za-z0-9._-]{1,200}$/).default(
+    "wiki.recentchanges",
+  )
     .describe("Topic the changes are published to"),
   KAFKA_PARTITIONS: int(1, 1000).default(3)
     .describe("Partitions when the topic is created by wikistream"),
-  KAFKA_CLIENT_ID: z.string().min(1).default("wikistream").describe("Kafka client id"),
+  KAFKA_CLIENT_ID: z.string().min(1).default("wikistream").describe(
+    "Kafka client id",
+  ),
   KAFKA_GROUP_ID: z.string().min(1).default("wikistream-pg")
     .describe("Consumer group of the PostgreSQL sink"),
   KAFKA_TRANSACTIONAL_ID: z.string().min(1).default("wikistream-producer")
     .describe("Transactional id of the producer (one per running producer)"),
-  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, "Expected a postgres:// URL")
+  DATABASE_URL: z.string().regex(
+    /^postgres(ql)?:\/\//,
+    "Expected a postgres:// URL",
+  )
     .default("postgres://wikistream@127.0.0.1:15432/wiki_data")
     .describe("PostgreSQL connection URL"),
   WIKIS: hostList.default(["en.wikipedia.org"])
     .describe("Comma-separated wiki host names to follow"),
-  MEDIAWIKI_API_URL: z.string().refine((s) => s.includes("{host}") && URL.canParse(s.replace("{host}", "h")), "Expected a URL template containing {host}")
+  MEDIAWIKI_API_URL: z.string().refine(
+    (s) => s.includes("{host}") && URL.canParse(s.replace("{host}", "h")),
+    "Expected a URL template containing {host}",
+  )
     .default("https://{host}/w/api.php")
-    .describe("Action API URL template; {host} is replaced by each wiki's host"),
+    .describe(
+      "Action API URL template; {host} is replaced by each wiki's host",
+    ),
   POLL_INTERVAL_MS: int(100, 3_600_000).default(5000)
     .describe("Pause between polls of one wiki once caught up"),
   POLL_OVERLAP_SECONDS: int(0, 86_400).default(120)
@@ -45,9 +60,13 @@ export const ConfigSchema = z.object({
   USER_AGENT: z.string().min(10).default(
     "wikistream/0.1 (https://github.com/wikistream/wikistream; set USER_AGENT to your contact) deno",
   ).describe("User-Agent sent to Wikimedia (name, version, contact)"),
-  HTTP_HOST: z.string().min(1).default("127.0.0.1").describe("Address the HTTP endpoints bind"),
+  HTTP_HOST: z.string().min(1).default("127.0.0.1").describe(
+    "Address the HTTP endpoints bind",
+  ),
   HTTP_PORT: int(0, 65_535).default(8080)
-    .describe("Port of the consumer's (and `start`'s) HTTP endpoints; 0 picks a free port"),
+    .describe(
+      "Port of the consumer's (and `start`'s) HTTP endpoints; 0 picks a free port",
+    ),
   PRODUCER_HTTP_PORT: int(0, 65_535).default(8081)
     .describe("Port of the producer's HTTP endpoints when run alone"),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info")
@@ -61,7 +80,9 @@ export type Config = Readonly<z.infer<typeof ConfigSchema>>;
 export const CONFIG_KEYS = Object.keys(ConfigSchema.shape) as (keyof Config)[];
 
 /** Parses the environment once; throws ConfigError naming each bad variable. */
-export function loadConfig(env: Record<string, string | undefined> = Deno.env.toObject()): Config {
+export function loadConfig(
+  env: Record<string, string | undefined> = Deno.env.toObject(),
+): Config {
   const picked: Record<string, string> = {};
   for (const key of CONFIG_KEYS) {
     const v = env[key];
@@ -69,9 +90,13 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
   }
   const result = ConfigSchema.safeParse(picked);
   if (!result.success) {
-    const names = [...new Set(result.error.issues.map((i) => String(i.path[0])))];
+    const names = [
+      ...new Set(result.error.issues.map((i) => String(i.path[0]))),
+    ];
     throw new ConfigError(
-      `Invalid configuration: ${names.join(", ")}\n${z.prettifyError(result.error)}`,
+      `Invalid configuration: ${names.join(", ")}\n${
+        z.prettifyError(result.error)
+      }`,
     );
   }
   return Object.freeze(result.data);

@@ -29,16 +29,32 @@ export interface BatchHandlerOptions {
 
 /** Fresh zeroed counters. */
 export function newConsumerStats(): ConsumerStats {
-  return { consumed: 0, written: 0, duplicates: 0, deadLettered: 0, batches: 0, dbErrors: 0, lastBatchMs: 0, lastEventMs: 0 };
+  return {
+    consumed: 0,
+    written: 0,
+    duplicates: 0,
+    deadLettered: 0,
+    batches: 0,
+    dbErrors: 0,
+    lastBatchMs: 0,
+    lastEventMs: 0,
+  };
 }
 
 /** Splits a batch into rows and dead letters; never throws on bad input. */
-export function decodeBatch(batch: RecordBatch, receivedAt = new Date()): { rows: SinkRow[]; deadLetters: DeadLetter[] } {
+export function decodeBatch(
+  batch: RecordBatch,
+  receivedAt = new Date(),
+): { rows: SinkRow[]; deadLetters: DeadLetter[] } {
   const rows: SinkRow[] = [];
   const deadLetters: DeadLetter[] = [];
   for (const r of batch.records) {
     try {
-      rows.push({ ...decodeValue(r.value), kafka_partition: r.partition, kafka_offset: r.offset });
+      rows.push({
+        ...decodeValue(r.value),
+        kafka_partition: r.partition,
+        kafka_offset: r.offset,
+      });
     } catch (err) {
       const reason = err instanceof DecodeError ? err.reason : "decode_failed";
       deadLetters.push({
@@ -47,7 +63,11 @@ export function decodeBatch(batch: RecordBatch, receivedAt = new Date()): { rows
         offset: r.offset,
         key: r.key,
         value: r.value,
-        headers: { ...r.headers, "dlq.reason": reason, "dlq.received_at": receivedAt.toISOString() },
+        headers: {
+          ...r.headers,
+          "dlq.reason": reason,
+          "dlq.received_at": receivedAt.toISOString(),
+        },
         reason,
         error: (err as Error).message,
       });
@@ -79,7 +99,12 @@ export function createBatchHandler(options: BatchHandlerOptions) {
       signal: options.signal,
       onRetry: (err, attempt, delayMs) => {
         stats.dbErrors++;
-        options.log.warn("database write failed, retrying", { err, attempt, delay_ms: delayMs, partition: batch.partition });
+        options.log.warn("database write failed, retrying", {
+          err,
+          attempt,
+          delay_ms: delayMs,
+          partition: batch.partition,
+        });
         ctx.heartbeat().catch(() => {});
       },
     });

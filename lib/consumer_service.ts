@@ -2,10 +2,20 @@
 import type { Config } from "./config.ts";
 import { connectDb, type Sql } from "./db.ts";
 import { migrate } from "./migrate.ts";
-import { createKafka, ensureTopics, fetchLag, type PartitionLag, runBatchConsumer } from "./kafka.ts";
+import {
+  createKafka,
+  ensureTopics,
+  fetchLag,
+  type PartitionLag,
+  runBatchConsumer,
+} from "./kafka.ts";
 import type { Logger } from "./log.ts";
 import { createSink } from "./sink.ts";
-import { type ConsumerStats, createBatchHandler, newConsumerStats } from "./consume.ts";
+import {
+  type ConsumerStats,
+  createBatchHandler,
+  newConsumerStats,
+} from "./consume.ts";
 import { topicNames } from "./producer_service.ts";
 import type { CheckResult } from "./http.ts";
 
@@ -42,20 +52,35 @@ export interface ConsumerService {
 }
 
 /** Starts consuming into PostgreSQL. */
-export async function startConsumer(config: Config, options: ConsumerOptions): Promise<ConsumerService> {
+export async function startConsumer(
+  config: Config,
+  options: ConsumerOptions,
+): Promise<ConsumerService> {
   const log = options.log.with({ component: "consumer" });
   const sql = connectDb(config.DATABASE_URL, { schema: options.schema });
   await migrate(sql, { log });
-  const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: `${config.KAFKA_CLIENT_ID}-consumer`, log });
+  const kafka = createKafka({
+    brokers: config.KAFKA_BROKERS,
+    clientId: `${config.KAFKA_CLIENT_ID}-consumer`,
+    log,
+  });
   const topics = topicNames(config.KAFKA_TOPIC);
-  await ensureTopics(kafka, [{ topic: topics.events, partitions: config.KAFKA_PARTITIONS }]);
+  await ensureTopics(kafka, [{
+    topic: topics.events,
+    partitions: config.KAFKA_PARTITIONS,
+  }]);
   const admin = kafka.admin();
   await admin.connect();
   const stats = newConsumerStats();
   const started = Date.now();
   let lastActivity = Date.now();
   let lastLag: { total: bigint; at: number } = { total: -1n, at: 0 };
-  const handle = createBatchHandler({ sink: createSink(sql, { log }), log, signal: options.signal, stats });
+  const handle = createBatchHandler({
+    sink: createSink(sql, { log }),
+    log,
+    signal: options.signal,
+    stats,
+  });
   const consumer = await runBatchConsumer(kafka, {
     groupId: config.KAFKA_GROUP_ID,
     topic: topics.events,
@@ -71,35 +96,54 @@ export async function startConsumer(config: Config, options: ConsumerOptions): P
   log.info("consuming", { topic: topics.events, group: config.KAFKA_GROUP_ID });
 
   async function lag(): Promise<LagReport> {
-    const partitions = await fetchLag(admin, { groupId: config.KAFKA_GROUP_ID, topic: topics.events });
+    const partitions = await fetchLag(admin, {
+      groupId: config.KAFKA_GROUP_ID,
+      topic: topics.events,
+    });
     const total = partitions.reduce((a, p) => a + BigInt(p.lag), 0n);
     lastLag = { total, at: Date.now() };
-    const [row] = await sql<{ t: Date | null }[]>`select max(event_time) as t from wiki_recent_changes
+    const [row] = await sql<
+      { t: Date | null }[]
+    >`select max(event_time) as t from wiki_recent_changes
       where event_time > now() - interval '7 days'`.catch(() => [{ t: null }]);
-    const newest = stats.lastEventMs ? new Date(stats.lastEventMs) : row?.t ?? null;
+    const newest = stats.lastEventMs
+      ? new Date(stats.lastEventMs)
+      : row?.t ?? null;
     return {
       group: config.KAFKA_GROUP_ID,
       topic: topics.events,
       partitions,
       total_lag: total.toString(),
       newest_event_time: newest ? newest.toISOString() : null,
-      time_lag_seconds: newest ? Math.max(0, Math.round((Date.now() - newest.getTime()) / 1000)) : null,
+      time_lag_seconds: newest
+        ? Math.max(0, Math.round((Date.now() - newest.getTime()) / 1000))
+        : null,
     };
   }
 
-  const stopped = new Promise<void>((resolve) => options.signal.addEventListener("abort", () => resolve(), { once: true }));
-  const idle = options.idleExitMs === undefined ? new Promise<void>(() => {}) : (async () => {
-    while (!options.signal.aborted) {
-      await new Promise((r) => setTimeout(r, 500));
-      if (Date.now() - lastActivity < options.idleExitMs!) continue;
-      const report = await lag().catch(() => undefined);
-      if (report && report.total_lag === "0") {
-        log.info("caught up and idle, exiting", { idle_ms: options.idleExitMs });
-        return;
+  const stopped = new Promise<void>((resolve) =>
+    options.signal.addEventListener("abort", () => resolve(), { once: true })
+  );
+  const idle = options.idleExitMs === undefined
+    ? new Promise<void>(() => {})
+    : (async () => {
+      while (!options.signal.aborted) {
+        await new Promise((r) => setTimeout(r, 500));
+        if (Date.now() - lastActivity < options.idleExitMs!) continue;
+        const report = await lag().catch(() => undefined);
+        if (report && report.total_lag === "0") {
+          log.info("caught up and idle, exiting", {
+            idle_ms: options.idleExitMs,
+          });
+          return;
+        }
       }
-    }
-  })();
-  const done = Promise.race([stopped, idle, consumer.crashed.then((err) => Promise.reject(err))]);
+    })();
+  const done = Promise.race([
+    stopped,
+    idle,
+    consumer.crashed.then((err) => Promise.reject(err)),
+  ]);
   const stallMs = 120_000;
   return {
     done,
@@ -110,7 +154,12 @@ export async function startConsumer(config: Config, options: ConsumerOptions): P
       const pending = lastLag.total > 0n;
       const since = Date.now() - (stats.lastBatchMs || started);
       if (pending && since > stallMs) {
-        return { ok: false, reason: `No batch written for ${Math.round(since / 1000)} s while lag is ${lastLag.total}` };
+        return {
+          ok: false,
+          reason: `No batch written for ${
+            Math.round(since / 1000)
+          } s while lag is ${lastLag.total}`,
+        };
       }
       return { ok: true };
     },
@@ -118,12 +167,18 @@ export async function startConsumer(config: Config, options: ConsumerOptions): P
       try {
         await sql`select 1`;
       } catch (err) {
-        return { ok: false, reason: `PostgreSQL unavailable: ${(err as Error).name}` };
+        return {
+          ok: false,
+          reason: `PostgreSQL unavailable: ${(err as Error).name}`,
+        };
       }
       try {
         await admin.fetchTopicMetadata({ topics: [topics.events] });
       } catch (err) {
-        return { ok: false, reason: `Kafka metadata unavailable: ${(err as Error).name}` };
+        return {
+          ok: false,
+          reason: `Kafka metadata unavailable: ${(err as Error).name}`,
+        };
       }
       return { ok: true };
     },

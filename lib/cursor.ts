@@ -20,7 +20,11 @@ export class Cursor {
   readonly lastMs: number;
   readonly #seen: ReadonlyMap<string, number>;
 
-  constructor(floorMs: number, lastMs: number, seen: ReadonlyMap<string, number> = new Map()) {
+  constructor(
+    floorMs: number,
+    lastMs: number,
+    seen: ReadonlyMap<string, number> = new Map(),
+  ) {
     this.floorMs = floorMs;
     this.lastMs = lastMs;
     this.#seen = seen;
@@ -48,7 +52,8 @@ export class Cursor {
 
   /** Where the next walk starts: `overlapMs` before the newest time, never before the floor. */
   startFor(overlapMs: number): string {
-    return new Date(Math.max(this.floorMs, this.lastMs - overlapMs)).toISOString();
+    return new Date(Math.max(this.floorMs, this.lastMs - overlapMs))
+      .toISOString();
   }
 
   /** Whether this rcid was already published. */
@@ -57,7 +62,11 @@ export class Cursor {
   }
 
   /** A cursor that also remembers these rows; forgets rows older than the overlap (and past `maxSeen`). */
-  advance(rows: { rcid: string; timestampMs: number }[], overlapMs: number, maxSeen = 200_000): Cursor {
+  advance(
+    rows: { rcid: string; timestampMs: number }[],
+    overlapMs: number,
+    maxSeen = 200_000,
+  ): Cursor {
     let last = this.lastMs;
     const seen = new Map(this.#seen);
     for (const r of rows) {

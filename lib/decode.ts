@@ -10,31 +10,51 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
 
 /** Decodes one record value; throws DecodeError with a reason on bad input. */
 export function decodeValue(value: Uint8Array | null): ChangeRow {
-  if (value === null) throw new DecodeError("empty", "Cannot decode record: value is null");
+  if (value === null) {
+    throw new DecodeError("empty", "Cannot decode record: value is null");
+  }
   if (value.byteLength > MAX_VALUE_BYTES) {
-    throw new DecodeError("too_large", `Cannot decode record: ${value.byteLength} bytes exceeds ${MAX_VALUE_BYTES}`);
+    throw new DecodeError(
+      "too_large",
+      `Cannot decode record: ${value.byteLength} bytes exceeds ${MAX_VALUE_BYTES}`,
+    );
   }
   let json: unknown;
   try {
     json = JSON.parse(decoder.decode(value));
   } catch (err) {
-    throw new DecodeError("not_json", `Cannot decode record: ${(err as Error).message}`, { cause: err });
+    throw new DecodeError(
+      "not_json",
+      `Cannot decode record: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
   const env = EnvelopeSchema.safeParse(json);
   if (!env.success) {
-    throw new DecodeError("bad_envelope", `Cannot decode record: ${summarise(env.error.issues)}`);
+    throw new DecodeError(
+      "bad_envelope",
+      `Cannot decode record: ${summarise(env.error.issues)}`,
+    );
   }
   const row = ApiRowSchema.safeParse(env.data.row);
   if (!row.success) {
-    throw new DecodeError("bad_row", `Cannot decode record: ${summarise(row.error.issues)}`);
+    throw new DecodeError(
+      "bad_row",
+      `Cannot decode record: ${summarise(row.error.issues)}`,
+    );
   }
   const bad = findUnstorableString(env.data);
   if (bad) throw new DecodeError("bad_text", `Cannot decode record: ${bad}`);
-  return normaliseApiRow(row.data, { wiki: env.data.wiki, serverName: env.data.server_name }, env.data.row);
+  return normaliseApiRow(row.data, {
+    wiki: env.data.wiki,
+    serverName: env.data.server_name,
+  }, env.data.row);
 }
 
 function summarise(issues: { path: PropertyKey[]; message: string }[]): string {
-  return issues.slice(0, 3).map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ");
+  return issues.slice(0, 3).map((i) =>
+    `${i.path.join(".") || "(root)"}: ${i.message}`
+  ).join("; ");
 }
 
 /** PostgreSQL text and jsonb cannot hold NUL or lone surrogates; find them before COPY does. */
@@ -54,7 +74,8 @@ function findUnstorableString(v: unknown, depth = 0): string | null {
   }
   if (v && typeof v === "object") {
     for (const [k, x] of Object.entries(v)) {
-      const r = findUnstorableString(k, depth + 1) ?? findUnstorableString(x, depth + 1);
+      const r = findUnstorableString(k, depth + 1) ??
+        findUnstorableString(x, depth + 1);
       if (r) return r;
     }
   }

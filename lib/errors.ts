@@ -25,7 +25,8 @@ export class UpstreamError extends Error {
     this.name = "UpstreamError";
     this.status = status;
     this.code = code;
-    this.retriable = options?.retriable ?? (status === 0 || status === 429 || status >= 500);
+    this.retriable = options?.retriable ??
+      (status === 0 || status === 429 || status >= 500);
     this.retryAfterMs = options?.retryAfterMs;
   }
 }
@@ -46,7 +47,9 @@ export class RetryError extends Error {
   readonly retriable = false;
   readonly attempts: number;
   constructor(cause: unknown, attempts: number) {
-    super(`Retrying exceeded the maximum number of attempts (${attempts})`, { cause });
+    super(`Retrying exceeded the maximum number of attempts (${attempts})`, {
+      cause,
+    });
     this.name = "RetryError";
     this.attempts = attempts;
   }
@@ -78,6 +81,8 @@ export function isRetriable(err: unknown): boolean {
       return RETRIABLE_PG_CLASSES.includes(e.code.slice(0, 2));
     }
   }
-  if (e instanceof TypeError && /fetch|network|connect/i.test(e.message)) return true;
+  if (e instanceof TypeError && /fetch|network|connect/i.test(e.message)) {
+    return true;
+  }
   return false;
 }

@@ -27,23 +27,44 @@ export function createApp(deps: AppDeps): Hono {
   const app = new Hono();
   app.get("/healthz", (c) => {
     const h = deps.health();
-    return c.json({ status: h.ok ? "ok" : "unhealthy", service: deps.service, ...h }, h.ok ? 200 : 503);
+    return c.json({
+      status: h.ok ? "ok" : "unhealthy",
+      service: deps.service,
+      ...h,
+    }, h.ok ? 200 : 503);
   });
   app.get("/readyz", async (c) => {
     const r = await deps.ready();
-    return c.json({ status: r.ok ? "ready" : "not_ready", service: deps.service, ...r }, r.ok ? 200 : 503);
+    return c.json({
+      status: r.ok ? "ready" : "not_ready",
+      service: deps.service,
+      ...r,
+    }, r.ok ? 200 : 503);
   });
   app.get("/lag", async (c) => {
-    if (!deps.lag) throw new HTTPException(404, { message: "This process does not consume" });
+    if (!deps.lag) {
+      throw new HTTPException(404, {
+        message: "This process does not consume",
+      });
+    }
     return c.json(await deps.lag());
   });
   app.get("/metrics", async (c) => {
     if (!deps.metrics) throw new HTTPException(404, { message: "No metrics" });
-    return c.text(await deps.metrics(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
+    return c.text(await deps.metrics(), 200, {
+      "content-type": "text/plain; version=0.0.4; charset=utf-8",
+    });
   });
-  app.notFound((c) => c.json({ error: "NotFound", message: "No such endpoint" }, 404));
+  app.notFound((c) =>
+    c.json({ error: "NotFound", message: "No such endpoint" }, 404)
+  );
   app.onError((err, c) => {
-    if (err instanceof HTTPException) return c.json({ error: "HTTPException", message: err.message }, err.status);
+    if (err instanceof HTTPException) {
+      return c.json(
+        { error: "HTTPException", message: err.message },
+        err.status,
+      );
+    }
     return c.json({ error: err.name }, 500);
   });
   return app;

@@ -64,14 +64,21 @@ export function createKafka(options: KafkaOptions): Kafka {
     logLevel: KafkaLogLevel.WARN,
     logCreator: () => ({ level, log: entry }) => {
       const { message, timestamp: _t, logger: _l, ...fields } = entry;
-      const fn = level <= KafkaLogLevel.ERROR ? log.error : level === KafkaLogLevel.WARN ? log.warn : log.debug;
+      const fn = level <= KafkaLogLevel.ERROR
+        ? log.error
+        : level === KafkaLogLevel.WARN
+        ? log.warn
+        : log.debug;
       fn(message, fields);
     },
   });
 }
 
 /** Creates each topic that does not exist yet (idempotent; safe when several processes race). */
-export async function ensureTopics(kafka: Kafka, specs: TopicSpec[]): Promise<void> {
+export async function ensureTopics(
+  kafka: Kafka,
+  specs: TopicSpec[],
+): Promise<void> {
   const admin = kafka.admin();
   await admin.connect();
   try {
@@ -84,10 +91,16 @@ export async function ensureTopics(kafka: Kafka, specs: TopicSpec[]): Promise<vo
         topic: s.topic,
         numPartitions: s.partitions,
         replicationFactor: -1,
-        configEntries: Object.entries(s.config ?? {}).map(([name, value]) => ({ name, value })),
+        configEntries: Object.entries(s.config ?? {}).map(([name, value]) => ({
+          name,
+          value,
+        })),
       })),
     }).catch((err: Error & { type?: string }) => {
-      if (err.type !== "TOPIC_ALREADY_EXISTS" && !/already exists/i.test(err.message)) throw err;
+      if (
+        err.type !== "TOPIC_ALREADY_EXISTS" &&
+        !/already exists/i.test(err.message)
+      ) throw err;
     });
   } finally {
     await admin.disconnect();
@@ -130,11 +143,17 @@ export async function createTransactionalPublisher(
     const txn = await producer.transaction();
     try {
       const byTopic = new Map<string, OutRecord[]>();
-      for (const r of records) byTopic.set(r.topic, [...(byTopic.get(r.topic) ?? []), r]);
+      for (const r of records) {
+        byTopic.set(r.topic, [...(byTopic.get(r.topic) ?? []), r]);
+      }
       await txn.sendBatch({
         topicMessages: [...byTopic].map(([topic, rs]) => ({
           topic,
-          messages: rs.map((r) => ({ key: r.key, value: r.value, headers: r.headers })),
+          messages: rs.map((r) => ({
+            key: r.key,
+            value: r.value,
+            headers: r.headers,
+          })),
         })),
       });
       await txn.commit();
@@ -162,7 +181,10 @@ export async function createTransactionalPublisher(
   return publisher;
 }
 
-async function connectProducer(kafka: Kafka, transactionalId: string): Promise<Producer> {
+async function connectProducer(
+  kafka: Kafka,
+  transactionalId: string,
+): Promise<Producer> {
   const producer = kafka.producer({
     idempotent: true,
     transactionalId,
@@ -193,27 +215,42 @@ export async function readCompacted(
 ): Promise<Map<string, string>> {
   const admin = kafka.admin();
   await admin.connect();
-  const groupId = `${options.clientId}-restore-${crypto.randomUUID().slice(0, 8)}`;
+  const groupId = `${options.clientId}-restore-${
+    crypto.randomUUID().slice(0, 8)
+  }`;
   const latest = new Map<string, string>();
   try {
     const offsets = await admin.fetchTopicOffsets(topic);
     const pending = new Map<number, bigint>();
-    for (const o of offsets) if (BigInt(o.high) > BigInt(o.low)) pending.set(o.partition, BigInt(o.high));
+    for (const o of offsets) {
+      if (BigInt(o.high) > BigInt(o.low)) {
+        pending.set(o.partition, BigInt(o.high));
+      }
+    }
     if (pending.size === 0) return latest;
-    const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 250, readUncommitted: false });
+    const consumer = kafka.consumer({
+      groupId,
+      maxWaitTimeInMs: 250,
+      readUncommitted: false,
+    });
     const done = Promise.withResolvers<void>();
     const advance = (partition: number, lastOffset: string) => {
       const target = pending.get(partition);
-      if (target !== undefined && BigInt(lastOffset) + 1n >= target) pending.delete(partition);
+      if (target !== undefined && BigInt(lastOffset) + 1n >= target) {
+        pending.delete(partition);
+      }
       if (pending.size === 0) done.resolve();
     };
-    consumer.on(consumer.events.END_BATCH_PROCESS, (e) => advance(e.payload.partition, e.payload.lastOffset));
+    consumer.on(
+      consumer.events.END_BATCH_PROCESS,
+      (e) => advance(e.payload.partition, e.payload.lastOffset),
+    );
     await consumer.connect();
     try {
       await consumer.subscribe({ topic, fromBeginning: true });
       await consumer.run({
         autoCommit: false,
-        eachBatch: async ({ batch }) => {
+        eachBatch: ({ batch }) => {
           for (const m of batch.messages) {
             const key = m.key?.toString();
             if (key === undefined) continue;
@@ -221,10 +258,13 @@ export async function readCompacted(
             else latest.set(key, m.value.toString());
           }
           advance(batch.partition, batch.lastOffset());
+          return Promise.resolve();
         },
       });
       const timeout = AbortSignal.timeout(60_000);
-      const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+      const signal = options.signal
+        ? AbortSignal.any([options.signal, timeout])
+        : timeout;
       await abortable(done.promise, signal);
     } finally {
       await consumer.disconnect();
@@ -250,9 +290,19 @@ export interface BatchConsumerOptions {
   topic: string;
   log: Logger;
   /** Writes the batch; must resolve only once it is durable. Offsets are committed after. */
-  handle(batch: RecordBatch, ctx: { heartbeat(): Promise<void>; isRunning(): boolean }): Promise<void>;
+  handle(
+    batch: RecordBatch,
+    ctx: { heartbeat(): Promise<void>; isRunning(): boolean },
+  ): Promise<void>;
   /** Called after each commit (for metrics and idle tracking). */
-  onCommitted?(batch: { topic: string; partition: number; offset: string; highWatermark: string }): void;
+  onCommitted?(
+    batch: {
+      topic: string;
+      partition: number;
+      offset: string;
+      highWatermark: string;
+    },
+  ): void;
   maxBytesPerPartition?: number;
   sessionTimeout?: number;
 }
@@ -269,7 +319,10 @@ export interface BatchConsumer {
  * Runs a consumer group member with manual commits: each batch is handed to `handle`, and only
  * after it resolves is the offset past the batch (including transaction markers) committed.
  */
-export async function runBatchConsumer(kafka: Kafka, options: BatchConsumerOptions): Promise<BatchConsumer> {
+export async function runBatchConsumer(
+  kafka: Kafka,
+  options: BatchConsumerOptions,
+): Promise<BatchConsumer> {
   const consumer: Consumer = kafka.consumer({
     groupId: options.groupId,
     readUncommitted: false,
@@ -289,7 +342,11 @@ export async function runBatchConsumer(kafka: Kafka, options: BatchConsumerOptio
   consumer.on(consumer.events.END_BATCH_PROCESS, async (e) => {
     if (e.payload.batchSize !== 0) return;
     const offset = (BigInt(e.payload.lastOffset) + 1n).toString();
-    await consumer.commitOffsets([{ topic: e.payload.topic, partition: e.payload.partition, offset }])
+    await consumer.commitOffsets([{
+      topic: e.payload.topic,
+      partition: e.payload.partition,
+      offset,
+    }])
       .then(() => options.onCommitted?.({ ...e.payload, offset }))
       .catch((err) => options.log.debug("marker commit skipped", { err }));
   });
@@ -299,7 +356,16 @@ export async function runBatchConsumer(kafka: Kafka, options: BatchConsumerOptio
     autoCommit: false,
     eachBatchAutoResolve: false,
     partitionsConsumedConcurrently: 1,
-    eachBatch: async ({ batch, heartbeat, isRunning, isStale, commitOffsetsIfNecessary, resolveOffset }) => {
+    eachBatch: async (
+      {
+        batch,
+        heartbeat,
+        isRunning,
+        isStale,
+        commitOffsetsIfNecessary,
+        resolveOffset,
+      },
+    ) => {
       if (batch.isEmpty() || !isRunning() || isStale()) return;
       const records: InRecord[] = batch.messages.map((m) => ({
         topic: batch.topic,
@@ -311,15 +377,30 @@ export async function runBatchConsumer(kafka: Kafka, options: BatchConsumerOptio
         timestamp: m.timestamp,
       }));
       await options.handle(
-        { topic: batch.topic, partition: batch.partition, records, highWatermark: batch.highWatermark },
+        {
+          topic: batch.topic,
+          partition: batch.partition,
+          records,
+          highWatermark: batch.highWatermark,
+        },
         { heartbeat, isRunning },
       );
       // lastOffset() includes trailing control records of this fetch, so the marker is skipped too.
       const last = batch.lastOffset();
       resolveOffset(last);
       const offset = (BigInt(last) + 1n).toString();
-      await commitOffsetsIfNecessary({ topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset }] }] });
-      options.onCommitted?.({ topic: batch.topic, partition: batch.partition, offset, highWatermark: batch.highWatermark });
+      await commitOffsetsIfNecessary({
+        topics: [{
+          topic: batch.topic,
+          partitions: [{ partition: batch.partition, offset }],
+        }],
+      });
+      options.onCommitted?.({
+        topic: batch.topic,
+        partition: batch.partition,
+        offset,
+        highWatermark: batch.highWatermark,
+      });
     },
   });
   let stopped = false;
@@ -347,17 +428,24 @@ export interface LagOptions {
  * Lag per partition: end offset minus committed offset. A partition with no commit counts from
  * the log start; a commit below the log start (after retention) counts from the log start too.
  */
-export async function fetchLag(admin: Admin, options: LagOptions): Promise<PartitionLag[]> {
+export async function fetchLag(
+  admin: Admin,
+  options: LagOptions,
+): Promise<PartitionLag[]> {
   const [ends, committed] = await Promise.all([
     admin.fetchTopicOffsets(options.topic),
     admin.fetchOffsets({ groupId: options.groupId, topics: [options.topic] }),
   ]);
   const byPartition = new Map<number, string>();
-  for (const t of committed) for (const p of t.partitions) byPartition.set(p.partition, p.offset);
+  for (const t of committed) {
+    for (const p of t.partitions) byPartition.set(p.partition, p.offset);
+  }
   return ends.sort((a, b) => a.partition - b.partition).map((e) => {
     const c = byPartition.get(e.partition);
     const hasCommit = c !== undefined && c !== "-1";
-    const from = hasCommit ? (BigInt(c) < BigInt(e.low) ? BigInt(e.low) : BigInt(c)) : BigInt(e.low);
+    const from = hasCommit
+      ? (BigInt(c) < BigInt(e.low) ? BigInt(e.low) : BigInt(c))
+      : BigInt(e.low);
     const lag = BigInt(e.high) - from;
     return {
       partition: e.partition,
@@ -371,7 +459,9 @@ export async function fetchLag(admin: Admin, options: LagOptions): Promise<Parti
 
 export type { Admin, Kafka };
 
-function headersToStrings(headers: IHeaders | undefined): Record<string, string> {
+function headersToStrings(
+  headers: IHeaders | undefined,
+): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(headers ?? {})) {
     if (v === undefined) continue;
@@ -385,6 +475,8 @@ function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(signal.reason);
     signal.addEventListener("abort", onAbort, { once: true });
-    p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+    p.then(resolve, reject).finally(() =>
+      signal.removeEventListener("abort", onAbort)
+    );
   });
 }

@@ -30,7 +30,9 @@ export function createLifecycle(log: Logger, hardExitMs = 15_000): Lifecycle {
     }
     stop(name);
   };
-  const handlers = (["SIGINT", "SIGTERM"] as const).map((s) => [s, onSignal(s)] as const);
+  const handlers = (["SIGINT", "SIGTERM"] as const).map((s) =>
+    [s, onSignal(s)] as const
+  );
   for (const [s, h] of handlers) Deno.addSignalListener(s, h);
   return {
     signal: controller.signal,
@@ -45,5 +47,7 @@ export function createLifecycle(log: Logger, hardExitMs = 15_000): Lifecycle {
 /** Resolves when `signal` aborts. */
 export function aborted(signal: AbortSignal): Promise<void> {
   if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+  return new Promise((resolve) =>
+    signal.addEventListener("abort", () => resolve(), { once: true })
+  );
 }

@@ -24,7 +24,12 @@ export interface LoggerOptions {
   now?: () => Date;
 }
 
-const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+const ORDER: Record<LogLevel, number> = {
+  debug: 10,
+  info: 20,
+  warn: 30,
+  error: 40,
+};
 
 /** Creates a JSON-lines logger: `{"time","level","msg","service",...fields}`. */
 export function createLogger(options: LoggerOptions): Logger {
@@ -66,12 +71,18 @@ export function noopLogger(): Logger {
 /** Serialises an error (and its causes) into plain JSON fields, without stack noise. */
 export function serializeError(err: unknown, depth = 0): unknown {
   if (!(err instanceof Error)) return err;
-  const e = err as Error & { code?: unknown; retriable?: unknown; status?: unknown };
+  const e = err as Error & {
+    code?: unknown;
+    retriable?: unknown;
+    status?: unknown;
+  };
   const out: LogFields = { name: e.name, message: e.message };
   if (e.code !== undefined) out.code = e.code;
   if (e.status !== undefined) out.status = e.status;
   if (e.retriable !== undefined) out.retriable = e.retriable;
-  if (e.cause !== undefined && depth < 3) out.cause = serializeError(e.cause, depth + 1);
+  if (e.cause !== undefined && depth < 3) {
+    out.cause = serializeError(e.cause, depth + 1);
+  }
   return out;
 }
 

@@ -13,7 +13,10 @@ export interface MigrateOptions {
 const DEFAULT_DIR = new URL("../migrations/", import.meta.url);
 
 /** Applies each pending migration in its own transaction; returns the versions applied. */
-export async function migrate(sql: Sql, options: MigrateOptions = {}): Promise<string[]> {
+export async function migrate(
+  sql: Sql,
+  options: MigrateOptions = {},
+): Promise<string[]> {
   const dir = options.dir ?? DEFAULT_DIR;
   const files = [...Deno.readDirSync(dir)]
     .filter((e) => e.isFile && /^\d{4}_.+\.sql$/.test(e.name))
@@ -22,7 +25,8 @@ export async function migrate(sql: Sql, options: MigrateOptions = {}): Promise<s
   await sql`create table if not exists schema_migrations (
     version text primary key, applied_at timestamptz not null default now())`;
   const applied = new Set(
-    (await sql<{ version: string }[]>`select version from schema_migrations`).map((r) => r.version),
+    (await sql<{ version: string }[]>`select version from schema_migrations`)
+      .map((r) => r.version),
   );
   const done: string[] = [];
   for (const file of files) {
@@ -32,7 +36,8 @@ export async function migrate(sql: Sql, options: MigrateOptions = {}): Promise<s
     await sql.begin(async (tx) => {
       // One advisory lock makes concurrent migrators (two consumers starting) take turns.
       await tx`select pg_advisory_xact_lock(hashtext('wikistream.migrate'))`;
-      const [again] = await tx`select 1 from schema_migrations where version = ${version}`;
+      const [again] =
+        await tx`select 1 from schema_migrations where version = ${version}`;
       if (again) return;
       await tx.unsafe(text);
       await tx`insert into schema_migrations (version) values (${version})`;
@@ -59,7 +64,10 @@ export async function main(): Promise<number> {
   const sql = connectDb(config.DATABASE_URL, { max: 1 });
   try {
     const done = await migrate(sql, { log });
-    log.info("migrations up to date", { applied: done.length, database: redactUrl(config.DATABASE_URL) });
+    log.info("migrations up to date", {
+      applied: done.length,
+      database: redactUrl(config.DATABASE_URL),
+    });
     return 0;
   } catch (err) {
     log.error("migration failed", { err });

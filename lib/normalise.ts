@@ -43,10 +43,40 @@ export interface WikiRef {
 
 /** Keys of a row that are columns or flags; other keys of a legacy log row are its parameters. */
 const KNOWN_KEYS = new Set([
-  "type", "ns", "title", "pageid", "revid", "old_revid", "rcid", "user", "userid", "anon", "temp",
-  "bot", "new", "minor", "oldlen", "newlen", "timestamp", "comment", "parsedcomment", "redirect",
-  "patrolled", "unpatrolled", "autopatrolled", "tags", "sha1", "logid", "logtype", "logaction",
-  "logparams", "userhidden", "commenthidden", "actionhidden", "sha1hidden", "suppressed",
+  "type",
+  "ns",
+  "title",
+  "pageid",
+  "revid",
+  "old_revid",
+  "rcid",
+  "user",
+  "userid",
+  "anon",
+  "temp",
+  "bot",
+  "new",
+  "minor",
+  "oldlen",
+  "newlen",
+  "timestamp",
+  "comment",
+  "parsedcomment",
+  "redirect",
+  "patrolled",
+  "unpatrolled",
+  "autopatrolled",
+  "tags",
+  "sha1",
+  "logid",
+  "logtype",
+  "logaction",
+  "logparams",
+  "userhidden",
+  "commenthidden",
+  "actionhidden",
+  "sha1hidden",
+  "suppressed",
   "oresscores",
 ]); // deno-fmt-ignore
 
@@ -93,7 +123,10 @@ export function normaliseApiRow(row: ApiRow, ref: WikiRef, raw: Record<string, u
 }
 
 /** The Kafka message key: wiki and page, so one page's changes stay in one partition, in order. */
-export function messageKey(wiki: string, row: { pageid?: string; title?: string; rcid: string }): string {
+export function messageKey(
+  wiki: string,
+  row: { pageid?: string; title?: string; rcid: string },
+): string {
   if (row.pageid && row.pageid !== "0") return `${wiki}:${row.pageid}`;
   if (row.title) return `${wiki}:${row.title}`;
   return `${wiki}:rc${row.rcid}`;
@@ -107,6 +140,8 @@ function nonZero(id: string | undefined): string | null {
 function logParams(row: ApiRow): unknown {
   if (row.logparams !== undefined) return row.logparams;
   const extra: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(row)) if (!KNOWN_KEYS.has(k)) extra[k] = v;
+  for (const [k, v] of Object.entries(row)) {
+    if (!KNOWN_KEYS.has(k)) extra[k] = v;
+  }
   return Object.keys(extra).length > 0 ? extra : null;
 }

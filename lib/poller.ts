@@ -44,7 +44,15 @@ export interface PollerOptions {
 
 /** Fresh zeroed counters. */
 export function newPollerStats(): PollerStats {
-  return { polls: 0, published: 0, rejected: 0, duplicates: 0, apiErrors: {}, lastSuccessMs: 0, lastEventMs: 0 };
+  return {
+    polls: 0,
+    published: 0,
+    rejected: 0,
+    duplicates: 0,
+    apiErrors: {},
+    lastSuccessMs: 0,
+    lastEventMs: 0,
+  };
 }
 
 /**
@@ -61,9 +69,13 @@ export async function pollWiki(options: PollerOptions): Promise<void> {
 
   const onError = async (err: unknown) => {
     if (signal.aborted) throw err;
-    const code = (err as { code?: string }).code ?? (err as Error).name ?? "error";
+    const code = (err as { code?: string }).code ?? (err as Error).name ??
+      "error";
     stats.apiErrors[code] = (stats.apiErrors[code] ?? 0) + 1;
-    const delay = Math.max(backoffDelay(failures, { minTimeout: 1000, maxTimeout: 300_000 }), retryAfterOf(err));
+    const delay = Math.max(
+      backoffDelay(failures, { minTimeout: 1000, maxTimeout: 300_000 }),
+      retryAfterOf(err),
+    );
     failures++;
     log.warn("poll failed, retrying", { host, err, delay_ms: delay, failures });
     await sleep(delay, signal);
@@ -80,11 +92,20 @@ export async function pollWiki(options: PollerOptions): Promise<void> {
   const { wiki, serverName } = site;
   const wlog = log.with({ wiki, host });
   const restored = options.restored.get(wiki);
-  let cursor = restored ? Cursor.fromCheckpoint(restored) : Cursor.at(options.since ?? site.now);
-  if (restored && options.since && Date.parse(restored.last_ts) < Date.parse(options.since)) {
+  let cursor = restored
+    ? Cursor.fromCheckpoint(restored)
+    : Cursor.at(options.since ?? site.now);
+  if (
+    restored && options.since &&
+    Date.parse(restored.last_ts) < Date.parse(options.since)
+  ) {
     // --since later than the checkpoint: jump forward. Otherwise the checkpoint wins, so the same
     // backfill command, run again after a stop, resumes instead of starting over.
-    cursor = Cursor.fromCheckpoint({ ...restored, floor: options.since, last_ts: options.since });
+    cursor = Cursor.fromCheckpoint({
+      ...restored,
+      floor: options.since,
+      last_ts: options.since,
+    });
   }
   wlog.info("polling", {
     from: cursor.startFor(options.overlapMs),
@@ -99,7 +120,11 @@ export async function pollWiki(options: PollerOptions): Promise<void> {
     const start = cursor.startFor(options.overlapMs);
     try {
       do {
-        const page = await source.fetchPage(host, { start, end: options.until, continue: cont }, { signal });
+        const page = await source.fetchPage(host, {
+          start,
+          end: options.until,
+          continue: cont,
+        }, { signal });
         stats.polls++;
         const records: OutRecord[] = [];
         const fresh: { rcid: string; timestampMs: number }[] = [];
@@ -115,9 +140,23 @@ export async function pollWiki(options: PollerOptions): Promise<void> {
             if (id) {
               inPage.add(id);
               // A bad row never moves the cursor forward (its timestamp is not trusted).
-              rejectedIds.push({ rcid: id, timestampMs: Math.min(rawTime(raw) ?? cursor.lastMs, cursor.lastMs) });
+              rejectedIds.push({
+                rcid: id,
+                timestampMs: Math.min(
+                  rawTime(raw) ?? cursor.lastMs,
+                  cursor.lastMs,
+                ),
+              });
             }
-            records.push(rejectRecord(options.topics.rejects, wiki, raw, parsed.error.issues, fetchedAt));
+            records.push(
+              rejectRecord(
+                options.topics.rejects,
+                wiki,
+                raw,
+                parsed.error.issues,
+                fetchedAt,
+              ),
+            );
             continue;
           }
           const row = parsed.data;
@@ -125,22 +164,56 @@ export async function pollWiki(options: PollerOptions): Promise<void> {
             stats.duplicates++;
             continue;
           }
-          const envelope: Envelope = { v: 1, source: "action_api", wiki, server_name: serverName, fetched_at: fetchedAt, row: raw as Record<string, unknown> };
-          records.push({ topic: options.topics.events, key: messageKey(wiki, row), value: JSON.stringify(envelope), headers: { wiki, rcid: row.rcid } });
+          const envelope: Envelope = {
+            v: 1,
+            source: "action_api",
+            wiki,
+            server_name: serverName,
+            fetched_at: fetchedAt,
+            row: raw as Record<string, unknown>,
+          };
+          records.push({
+            topic: options.topics.events,
+            key: messageKey(wiki, row),
+            value: JSON.stringify(envelope),
+            headers: { wiki, rcid: row.rcid },
+          });
           inPage.add(row.rcid);
-          fresh.push({ rcid: row.rcid, timestampMs: Date.parse(row.timestamp) });
+          fresh.push({
+            rcid: row.rcid,
+            timestampMs: Date.parse(row.timestamp),
+          });
         }
         const rejects = records.length - fresh.length;
         if (records.length > 0) {
-          const next = cursor.advance([...fresh, ...rejectedIds], options.overlapMs);
-          records.push({ topic: options.topics.checkpoints, key: wiki, value: JSON.stringify(next.toCheckpoint(wiki, host, new Date(now()))) });
+          const next = cursor.advance(
+            [...fresh, ...rejectedIds],
+            options.overlapMs,
+          );
+          records.push({
+            topic: options.topics.checkpoints,
+            key: wiki,
+            value: JSON.stringify(
+              next.toCheckpoint(wiki, host, new Date(now())),
+            ),
+          });
           await options.publisher.publish(records);
           cursor = next;
           stats.published += fresh.length;
           stats.rejected += rejects;
           if (fresh.length > 0) stats.lastEventMs = cursor.lastMs;
-          if (rejects > 0) wlog.warn("rows rejected", { count: rejects, topic: options.topics.rejects });
-          wlog.info("published", { rows: fresh.length, rejected: rejects, last_ts: new Date(cursor.lastMs).toISOString(), progress: progress(firstMs, cursor.lastMs, options.until, now()) });
+          if (rejects > 0) {
+            wlog.warn("rows rejected", {
+              count: rejects,
+              topic: options.topics.rejects,
+            });
+          }
+          wlog.info("published", {
+            rows: fresh.length,
+            rejected: rejects,
+            last_ts: new Date(cursor.lastMs).toISOString(),
+            progress: progress(firstMs, cursor.lastMs, options.until, now()),
+          });
         }
         stats.lastSuccessMs = now();
         failures = 0;
@@ -151,17 +224,27 @@ export async function pollWiki(options: PollerOptions): Promise<void> {
       continue;
     }
     if (options.until) {
-      wlog.info("backfill complete", { until: options.until, published: stats.published });
+      wlog.info("backfill complete", {
+        until: options.until,
+        published: stats.published,
+      });
       return;
     }
     await sleep(options.pollIntervalMs, signal).catch(() => {});
   }
 }
 
-function progress(firstMs: number, lastMs: number, until: string | undefined, nowMs: number): number {
+function progress(
+  firstMs: number,
+  lastMs: number,
+  until: string | undefined,
+  nowMs: number,
+): number {
   const end = until ? Date.parse(until) : nowMs;
   if (end <= firstMs) return 1;
-  return Math.round(Math.min(1, Math.max(0, (lastMs - firstMs) / (end - firstMs))) * 1000) / 1000;
+  return Math.round(
+    Math.min(1, Math.max(0, (lastMs - firstMs) / (end - firstMs))) * 1000,
+  ) / 1000;
 }
 
 function rawRcid(raw: unknown): string | undefined {
@@ -184,11 +267,19 @@ function rejectRecord(
   issues: { path: PropertyKey[]; message: string }[],
   fetchedAt: string,
 ): OutRecord {
-  const reason = issues.slice(0, 3).map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ");
+  const reason = issues.slice(0, 3).map((i) =>
+    `${i.path.join(".") || "(root)"}: ${i.message}`
+  ).join("; ");
   return {
     topic,
     key: `${wiki}:reject`,
-    value: JSON.stringify({ v: 1, wiki, reason, fetched_at: fetchedAt, row: raw }),
+    value: JSON.stringify({
+      v: 1,
+      wiki,
+      reason,
+      fetched_at: fetchedAt,
+      row: raw,
+    }),
     headers: { wiki, reason: "bad_row" },
   };
 }

@@ -1,15 +1,28 @@
 /** @module Wires the producer: topics, transactional publisher, restored checkpoints, one poller per wiki. */
 import type { Config } from "./config.ts";
 import type { CheckpointValue } from "./cursor.ts";
-import { createKafka, createTransactionalPublisher, ensureTopics, readCompacted } from "./kafka.ts";
+import {
+  createKafka,
+  createTransactionalPublisher,
+  ensureTopics,
+  readCompacted,
+} from "./kafka.ts";
 import type { Logger } from "./log.ts";
-import { newPollerStats, pollWiki, type PollerStats } from "./poller.ts";
-import { createWikimediaClient, type RecentChangesSource } from "./wikimedia.ts";
+import { newPollerStats, type PollerStats, pollWiki } from "./poller.ts";
+import {
+  createWikimediaClient,
+  type RecentChangesSource,
+} from "./wikimedia.ts";
 import type { CheckResult } from "./http.ts";
 
 /** Topic names derived from KAFKA_TOPIC. */
 export function topicNames(topic: string) {
-  return { events: topic, checkpoints: `${topic}.checkpoints`, rejects: `${topic}.rejects`, dlq: `${topic}.dlq` };
+  return {
+    events: topic,
+    checkpoints: `${topic}.checkpoints`,
+    rejects: `${topic}.rejects`,
+    dlq: `${topic}.dlq`,
+  };
 }
 
 /** Options for {@linkcode startProducer}. */
@@ -32,24 +45,45 @@ export interface ProducerService {
 }
 
 /** Starts polling every configured wiki; a failed Kafka connect is fatal (throws). */
-export async function startProducer(config: Config, options: ProducerOptions): Promise<ProducerService> {
+export async function startProducer(
+  config: Config,
+  options: ProducerOptions,
+): Promise<ProducerService> {
   const log = options.log.with({ component: "producer" });
-  const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: `${config.KAFKA_CLIENT_ID}-producer`, log });
+  const kafka = createKafka({
+    brokers: config.KAFKA_BROKERS,
+    clientId: `${config.KAFKA_CLIENT_ID}-producer`,
+    log,
+  });
   const topics = topicNames(config.KAFKA_TOPIC);
   await ensureTopics(kafka, [
     { topic: topics.events, partitions: config.KAFKA_PARTITIONS },
-    { topic: topics.checkpoints, partitions: 1, config: { "cleanup.policy": "compact" } },
+    {
+      topic: topics.checkpoints,
+      partitions: 1,
+      config: { "cleanup.policy": "compact" },
+    },
     { topic: topics.rejects, partitions: 1 },
   ]);
   // Connecting first fences an earlier instance and aborts its open transaction, so the
   // checkpoints read next are final.
-  const publisher = await createTransactionalPublisher(kafka, { transactionalId: config.KAFKA_TRANSACTIONAL_ID, log });
+  const publisher = await createTransactionalPublisher(kafka, {
+    transactionalId: config.KAFKA_TRANSACTIONAL_ID,
+    log,
+  });
   const restored = new Map<string, CheckpointValue>();
-  for (const [wiki, value] of await readCompacted(kafka, topics.checkpoints, { clientId: config.KAFKA_CLIENT_ID, log, signal: options.signal })) {
+  for (
+    const [wiki, value] of await readCompacted(kafka, topics.checkpoints, {
+      clientId: config.KAFKA_CLIENT_ID,
+      log,
+      signal: options.signal,
+    })
+  ) {
     try {
       const v = JSON.parse(value) as CheckpointValue;
-      if (v.v === 1 && typeof v.last_ts === "string" && Array.isArray(v.seen)) restored.set(wiki, v);
-      else log.warn("ignoring unknown checkpoint", { wiki });
+      if (v.v === 1 && typeof v.last_ts === "string" && Array.isArray(v.seen)) {
+        restored.set(wiki, v);
+      } else log.warn("ignoring unknown checkpoint", { wiki });
     } catch (err) {
       log.warn("ignoring unreadable checkpoint", { wiki, err });
     }
@@ -88,10 +122,14 @@ export async function startProducer(config: Config, options: ProducerOptions): P
     done,
     stats,
     health() {
-      const stalled = [...stats].filter(([, s]) => Date.now() - (s.lastSuccessMs || started) > stallMs).map(([h]) => h);
-      return stalled.length === 0
-        ? { ok: true }
-        : { ok: false, reason: `No successful poll for ${stallMs / 1000} s`, details: { wikis: stalled } };
+      const stalled = [...stats].filter(([, s]) =>
+        Date.now() - (s.lastSuccessMs || started) > stallMs
+      ).map(([h]) => h);
+      return stalled.length === 0 ? { ok: true } : {
+        ok: false,
+        reason: `No successful poll for ${stallMs / 1000} s`,
+        details: { wikis: stalled },
+      };
     },
     async ready() {
       const admin = kafka.admin();
@@ -100,7 +138,10 @@ export async function startProducer(config: Config, options: ProducerOptions): P
         await admin.fetchTopicMetadata({ topics: [topics.events] });
         return { ok: true };
       } catch (err) {
-        return { ok: false, reason: `Kafka metadata unavailable: ${(err as Error).name}` };
+        return {
+          ok: false,
+          reason: `Kafka metadata unavailable: ${(err as Error).name}`,
+        };
       } finally {
         await admin.disconnect().catch(() => {});
       }

@@ -17,8 +17,16 @@ export interface RetryOptions {
 }
 
 /** Backoff for attempt `n` (0-based): `min(cap, base * mult ** n) * (1 - jitter * random)`. */
-export function backoffDelay(attempt: number, options: RetryOptions = {}): number {
-  const { minTimeout = 1000, maxTimeout = 60_000, multiplier = 2, jitter = 0.5 } = options;
+export function backoffDelay(
+  attempt: number,
+  options: RetryOptions = {},
+): number {
+  const {
+    minTimeout = 1000,
+    maxTimeout = 60_000,
+    multiplier = 2,
+    jitter = 0.5,
+  } = options;
   const exp = Math.min(maxTimeout, minTimeout * multiplier ** attempt);
   return Math.round(exp * (1 - jitter * Math.random()));
 }

@@ -4,11 +4,15 @@ import { z } from "zod";
 /** A MediaWiki id: a non-negative integer, sometimes serialised as a string (old MW). */
 const Id = z.union([
   z.number().int().nonnegative().transform((n) => String(n)),
-  z.string().regex(/^\d{1,19}$/, "Expected a decimal id").transform((s) => s.replace(/^0+(?=\d)/, "")),
+  z.string().regex(/^\d{1,19}$/, "Expected a decimal id").transform((s) =>
+    s.replace(/^0+(?=\d)/, "")
+  ),
 ]).refine((s) => BigInt(s) <= 9223372036854775807n, "Id exceeds 64 bits");
 
 /** A flag: fv2 booleans, or fv1 presence flags (`""` when set). */
-const Flag = z.union([z.boolean(), z.literal("")]).transform((v) => v === "" || v === true);
+const Flag = z.union([z.boolean(), z.literal("")]).transform((v) =>
+  v === "" || v === true
+);
 
 const Length = z.number().int().nonnegative().max(2 ** 53);
 
@@ -51,13 +55,20 @@ export type ApiRow = z.infer<typeof ApiRowSchema>;
 
 /** An Action API response envelope (errors, continuation, rows left unvalidated). */
 export const ApiResponseSchema = z.looseObject({
-  error: z.looseObject({ code: z.string(), info: z.string().optional() }).optional(),
+  error: z.looseObject({ code: z.string(), info: z.string().optional() })
+    .optional(),
   errors: z.array(z.looseObject({ code: z.string() })).optional(),
-  continue: z.record(z.string(), z.union([z.string(), z.number()]).transform(String)).optional(),
+  continue: z.record(
+    z.string(),
+    z.union([z.string(), z.number()]).transform(String),
+  ).optional(),
   curtimestamp: z.string().optional(),
   query: z.looseObject({
     recentchanges: z.array(z.unknown()).optional(),
-    general: z.looseObject({ wikiid: z.string(), servername: z.string().optional() }).optional(),
+    general: z.looseObject({
+      wikiid: z.string(),
+      servername: z.string().optional(),
+    }).optional(),
   }).optional(),
 });
 

@@ -45,11 +45,38 @@ export interface SinkOptions {
 
 /** The columns written, in COPY order. */
 export const COLUMNS = [
-  "wiki", "rcid", "server_name", "change_type", "namespace", "title", "page_id", "rev_id",
-  "old_rev_id", "user_name", "user_id", "is_anon", "is_temp", "is_bot", "is_minor", "is_new",
-  "old_len", "new_len", "event_time", "comment", "tags", "sha1", "log_id", "log_type",
-  "log_action", "log_params", "user_hidden", "comment_hidden", "action_hidden", "raw",
-  "kafka_partition", "kafka_offset",
+  "wiki",
+  "rcid",
+  "server_name",
+  "change_type",
+  "namespace",
+  "title",
+  "page_id",
+  "rev_id",
+  "old_rev_id",
+  "user_name",
+  "user_id",
+  "is_anon",
+  "is_temp",
+  "is_bot",
+  "is_minor",
+  "is_new",
+  "old_len",
+  "new_len",
+  "event_time",
+  "comment",
+  "tags",
+  "sha1",
+  "log_id",
+  "log_type",
+  "log_action",
+  "log_params",
+  "user_hidden",
+  "comment_hidden",
+  "action_hidden",
+  "raw",
+  "kafka_partition",
+  "kafka_offset",
 ] as const satisfies readonly (keyof SinkRow)[]; // deno-fmt-ignore
 
 const JSON_COLUMNS = new Set<string>(["log_params", "raw"]);
@@ -57,7 +84,10 @@ const JSON_COLUMNS = new Set<string>(["log_params", "raw"]);
 /** Creates the sink. Poison rows that PostgreSQL rejects are isolated and dead-lettered. */
 export function createSink(sql: Sql, options: SinkOptions): Sink {
   const cols = COLUMNS.join(", ");
-  async function writeOnce(rows: SinkRow[], deadLetters: DeadLetter[]): Promise<number> {
+  async function writeOnce(
+    rows: SinkRow[],
+    deadLetters: DeadLetter[],
+  ): Promise<number> {
     return await sql.begin(async (tx) => {
       let inserted = 0;
       if (rows.length > 0) {
@@ -65,7 +95,9 @@ export function createSink(sql: Sql, options: SinkOptions): Sink {
           `create temp table if not exists wikistream_stage
              (like wiki_recent_changes including defaults) on commit delete rows`,
         );
-        const writable = await tx.unsafe(`copy pg_temp.wikistream_stage (${cols}) from stdin`)
+        const writable = await tx.unsafe(
+          `copy pg_temp.wikistream_stage (${cols}) from stdin`,
+        )
           .writable();
         await pipeline(Readable.from(copyChunks(rows)), writable);
         const [res] = await tx.unsafe(MERGE_SQL.replaceAll("$COLS", cols));
@@ -89,19 +121,33 @@ export function createSink(sql: Sql, options: SinkOptions): Sink {
     });
   }
 
-  async function write(rows: SinkRow[], deadLetters: DeadLetter[] = []): Promise<WriteResult> {
+  async function write(
+    rows: SinkRow[],
+    deadLetters: DeadLetter[] = [],
+  ): Promise<WriteResult> {
     try {
       const inserted = await writeOnce(rows, deadLetters);
-      return { inserted, duplicates: rows.length - inserted, deadLettered: deadLetters };
+      return {
+        inserted,
+        duplicates: rows.length - inserted,
+        deadLettered: deadLetters,
+      };
     } catch (err) {
       if (isRetriable(err) || rows.length === 0) throw err;
       // A row PostgreSQL rejects (bad data) must not stall the partition: bisect to find it.
       if (rows.length === 1) {
         const row = rows[0]!;
         const dl = rowDeadLetter(row, err);
-        options.log.warn("row rejected by database, dead-lettered", { rcid: row.rcid, err });
+        options.log.warn("row rejected by database, dead-lettered", {
+          rcid: row.rcid,
+          err,
+        });
         await writeOnce([], [...deadLetters, dl]);
-        return { inserted: 0, duplicates: 0, deadLettered: [...deadLetters, dl] };
+        return {
+          inserted: 0,
+          duplicates: 0,
+          deadLettered: [...deadLetters, dl],
+        };
       }
       const mid = Math.ceil(rows.length / 2);
       const a = await write(rows.slice(0, mid), deadLetters);
@@ -195,7 +241,9 @@ function copyValue(v: unknown, json: boolean): string {
   if (v === null || v === undefined) return "\\N";
   if (json) return escapeCopy(JSON.stringify(v));
   if (Array.isArray(v)) {
-    return escapeCopy(`{${v.map((s) => `"${String(s).replace(/[\\"]/g, "\\$&")}"`).join(",")}}`);
+    return escapeCopy(
+      `{${v.map((s) => `"${String(s).replace(/[\\"]/g, "\\$&")}"`).join(",")}}`,
+    );
   }
   if (typeof v === "boolean") return v ? "t" : "f";
   return escapeCopy(String(v));
@@ -203,6 +251,7 @@ function copyValue(v: unknown, json: boolean): string {
 
 function escapeCopy(s: string): string {
   return /[\\\t\n\r]/.test(s)
-    ? s.replace(/\\/g, "\\\\").replace(/\t/g, "\\t").replace(/\n/g, "\\n").replace(/\r/g, "\\r")
+    ? s.replace(/\\/g, "\\\\").replace(/\t/g, "\\t").replace(/\n/g, "\\n")
+      .replace(/\r/g, "\\r")
     : s;
 }

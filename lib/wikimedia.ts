@@ -34,7 +34,11 @@ export interface PageRequest {
 /** The source the poller reads; the real one talks HTTP, tests may inject another. */
 export interface RecentChangesSource {
   siteInfo(host: string, options: { signal?: AbortSignal }): Promise<SiteInfo>;
-  fetchPage(host: string, request: PageRequest, options: { signal?: AbortSignal }): Promise<RecentChangesPage>;
+  fetchPage(
+    host: string,
+    request: PageRequest,
+    options: { signal?: AbortSignal },
+  ): Promise<RecentChangesPage>;
 }
 
 /** Options for {@linkcode createWikimediaClient}. */
@@ -46,27 +50,53 @@ export interface WikimediaClientOptions {
 }
 
 /** Errors the API reports in a 200 body that are worth retrying. */
-const RETRIABLE_API_CODES = /^(maxlag|readonly|ratelimited|internal_api_error_DBQueryTimeoutError|internal_api_error_DBQueryError|internal_api_error_DBConnectionError)$/;
+const RETRIABLE_API_CODES =
+  /^(maxlag|readonly|ratelimited|internal_api_error_DBQueryTimeoutError|internal_api_error_DBQueryError|internal_api_error_DBConnectionError)$/;
 
 /** Creates the HTTP client: serial use per wiki is the caller's job; this adds UA, maxlag, timeouts. */
-export function createWikimediaClient(options: WikimediaClientOptions): RecentChangesSource {
+export function createWikimediaClient(
+  options: WikimediaClientOptions,
+): RecentChangesSource {
   const doFetch = options.fetch ?? fetch;
 
-  async function call(host: string, params: Record<string, string>, signal?: AbortSignal) {
+  async function call(
+    host: string,
+    params: Record<string, string>,
+    signal?: AbortSignal,
+  ) {
     const url = new URL(options.apiUrlTemplate.replace("{host}", host));
-    const all = { action: "query", format: "json", formatversion: "2", maxlag: "5", curtimestamp: "1", ...params };
+    const all = {
+      action: "query",
+      format: "json",
+      formatversion: "2",
+      maxlag: "5",
+      curtimestamp: "1",
+      ...params,
+    };
     for (const [k, v] of Object.entries(all)) url.searchParams.set(k, v);
     const timeout = AbortSignal.timeout(options.timeoutMs);
     let res: Response;
     try {
       res = await doFetch(url, {
-        headers: { "user-agent": options.userAgent, "api-user-agent": options.userAgent, accept: "application/json", "accept-encoding": "gzip" },
+        headers: {
+          "user-agent": options.userAgent,
+          "api-user-agent": options.userAgent,
+          accept: "application/json",
+          "accept-encoding": "gzip",
+        },
         signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
       });
     } catch (err) {
       if (signal?.aborted) throw err;
       const timedOut = timeout.aborted;
-      throw new UpstreamError(0, timedOut ? "timeout" : "network", `Cannot reach ${host}: ${timedOut ? "request timed out" : (err as Error).message}`, { cause: err });
+      throw new UpstreamError(
+        0,
+        timedOut ? "timeout" : "network",
+        `Cannot reach ${host}: ${
+          timedOut ? "request timed out" : (err as Error).message
+        }`,
+        { cause: err },
+      );
     }
     const retryAfterMs = parseRetryAfter(res.headers.get("retry-after"));
     let text: string;
@@ -74,38 +104,83 @@ export function createWikimediaClient(options: WikimediaClientOptions): RecentCh
       text = await res.text();
     } catch (err) {
       if (signal?.aborted) throw err;
-      throw new UpstreamError(res.status, "truncated", `Cannot read response from ${host}: ${(err as Error).message}`, { cause: err, retriable: true, retryAfterMs });
+      throw new UpstreamError(
+        res.status,
+        "truncated",
+        `Cannot read response from ${host}: ${(err as Error).message}`,
+        { cause: err, retriable: true, retryAfterMs },
+      );
     }
     if (!res.ok) {
-      throw new UpstreamError(res.status, `http_${res.status}`, `Cannot fetch recent changes from ${host}: status ${res.status}`, { retryAfterMs });
+      throw new UpstreamError(
+        res.status,
+        `http_${res.status}`,
+        `Cannot fetch recent changes from ${host}: status ${res.status}`,
+        { retryAfterMs },
+      );
     }
     let json: unknown;
     try {
       json = JSON.parse(text);
     } catch (err) {
       const html = /^\s*</.test(text);
-      throw new UpstreamError(res.status, html ? "html_body" : "invalid_json", `Cannot parse response from ${host}: ${html ? "got an HTML page" : "invalid JSON"}`, { cause: err, retriable: true, retryAfterMs });
+      throw new UpstreamError(
+        res.status,
+        html ? "html_body" : "invalid_json",
+        `Cannot parse response from ${host}: ${
+          html ? "got an HTML page" : "invalid JSON"
+        }`,
+        { cause: err, retriable: true, retryAfterMs },
+      );
     }
     const parsed = ApiResponseSchema.safeParse(json);
     if (!parsed.success) {
-      throw new UpstreamError(res.status, "bad_response", `Cannot use response from ${host}: unexpected shape`, { retriable: true });
+      throw new UpstreamError(
+        res.status,
+        "bad_response",
+        `Cannot use response from ${host}: unexpected shape`,
+        { retriable: true },
+      );
     }
     const apiError = parsed.data.error ?? parsed.data.errors?.[0];
     if (apiError) {
       const code = apiError.code;
       const retriable = RETRIABLE_API_CODES.test(code);
-      const wait = code === "maxlag" ? Math.max(retryAfterMs ?? 0, 5000) : retryAfterMs;
-      throw new UpstreamError(res.status, code, `Cannot fetch recent changes from ${host}: API error ${code}`, { retriable, retryAfterMs: wait });
+      const wait = code === "maxlag"
+        ? Math.max(retryAfterMs ?? 0, 5000)
+        : retryAfterMs;
+      throw new UpstreamError(
+        res.status,
+        code,
+        `Cannot fetch recent changes from ${host}: API error ${code}`,
+        { retriable, retryAfterMs: wait },
+      );
     }
     return parsed.data;
   }
 
   return {
     async siteInfo(host, { signal }) {
-      const data = await call(host, { meta: "siteinfo", siprop: "general" }, signal);
+      const data = await call(
+        host,
+        { meta: "siteinfo", siprop: "general" },
+        signal,
+      );
       const general = data.query?.general;
-      if (!general) throw new UpstreamError(200, "bad_response", `Cannot resolve ${host}: no siteinfo`, { retriable: true });
-      return { host, wiki: general.wikiid, serverName: general.servername ?? host, now: data.curtimestamp ?? new Date().toISOString() };
+      if (!general) {
+        throw new UpstreamError(
+          200,
+          "bad_response",
+          `Cannot resolve ${host}: no siteinfo`,
+          { retriable: true },
+        );
+      }
+      return {
+        host,
+        wiki: general.wikiid,
+        serverName: general.servername ?? host,
+        now: data.curtimestamp ?? new Date().toISOString(),
+      };
     },
     async fetchPage(host, request, { signal }) {
       const params: Record<string, string> = {
@@ -123,19 +198,33 @@ export function createWikimediaClient(options: WikimediaClientOptions): RecentCh
       if (!rows && !data.continue) {
         // No list and nothing to continue: treat as a malformed answer rather than "no changes".
         if (!("batchcomplete" in data) && !data.query) {
-          throw new UpstreamError(200, "bad_response", `Cannot use response from ${host}: no recentchanges list`, { retriable: true });
+          throw new UpstreamError(
+            200,
+            "bad_response",
+            `Cannot use response from ${host}: no recentchanges list`,
+            { retriable: true },
+          );
         }
       }
-      return { rows: rows ?? [], continue: data.continue, now: data.curtimestamp };
+      return {
+        rows: rows ?? [],
+        continue: data.continue,
+        now: data.curtimestamp,
+      };
     },
   };
 }
 
 /** Retry-After as milliseconds (seconds or an HTTP date), or undefined. */
-export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
+export function parseRetryAfter(
+  value: string | null,
+  now = Date.now(),
+): number | undefined {
   if (!value) return undefined;
   const secs = Number(value);
-  if (Number.isFinite(secs) && secs >= 0) return Math.min(secs * 1000, 3_600_000);
+  if (Number.isFinite(secs) && secs >= 0) {
+    return Math.min(secs * 1000, 3_600_000);
+  }
   const date = Date.parse(value);
   if (Number.isNaN(date)) return undefined;
   return Math.max(0, Math.min(date - now, 3_600_000));

@@ -8,7 +8,8 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
   const id = crypto.randomUUID().slice(0, 8);
   return loadConfig({
     KAFKA_BROKERS: Deno.env.get("KAFKA_BROKERS") ?? "127.0.0.1:19092",
-    DATABASE_URL: Deno.env.get("DATABASE_URL") ?? "postgres://wikistream@127.0.0.1:15432/wiki_data",
+    DATABASE_URL: Deno.env.get("DATABASE_URL") ??
+      "postgres://wikistream@127.0.0.1:15432/wiki_data",
     KAFKA_TOPIC: `test.${id}.rc`,
     KAFKA_GROUP_ID: `test-${id}`,
     KAFKA_TRANSACTIONAL_ID: `test-${id}`,
@@ -20,7 +21,9 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
 }
 
 /** Creates a fresh schema; dispose drops it. */
-export async function tempSchema(config: Config): Promise<{ name: string; sql: Sql } & AsyncDisposable> {
+export async function tempSchema(
+  config: Config,
+): Promise<{ name: string; sql: Sql } & AsyncDisposable> {
   const name = `t_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
   const admin = connectDb(config.DATABASE_URL, { max: 1 });
   await admin.unsafe(`create schema ${name}`);
@@ -37,7 +40,9 @@ export async function tempSchema(config: Config): Promise<{ name: string; sql: S
 }
 
 /** A logger that keeps every line (and prints warnings and errors when DEBUG_TESTS is set). */
-export function captureLogger(level: LogLevel = "debug"): Logger & { lines: Record<string, unknown>[] } {
+export function captureLogger(
+  level: LogLevel = "debug",
+): Logger & { lines: Record<string, unknown>[] } {
   const lines: Record<string, unknown>[] = [];
   const log = createLogger({
     service: "test",
@@ -52,7 +57,11 @@ export function captureLogger(level: LogLevel = "debug"): Logger & { lines: Reco
 }
 
 /** Polls `fn` until it returns a truthy value or `timeoutMs` passes. */
-export async function eventually<T>(fn: () => Promise<T | undefined | false>, timeoutMs = 30_000, stepMs = 200): Promise<T> {
+export async function eventually<T>(
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 30_000,
+  stepMs = 200,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {

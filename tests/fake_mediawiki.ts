@@ -13,7 +13,14 @@ export interface RecordedWiki {
 }
 
 /** Faults the server can inject, one per request, in order. */
-export type Fault = "maxlag" | "429" | "503html" | "timeout" | "truncated" | "garbage" | "badrow";
+export type Fault =
+  | "maxlag"
+  | "429"
+  | "503html"
+  | "timeout"
+  | "truncated"
+  | "garbage"
+  | "badrow";
 
 /** Options for {@linkcode startFakeMediaWiki}. */
 export interface FakeOptions {
@@ -44,28 +51,38 @@ const FIXTURES = new URL("./fixtures/wikimedia/", import.meta.url);
 
 /** Loads every recorded Action API fixture, grouped by wiki, in (timestamp, rcid) order. */
 export function loadRecordedWikis(): RecordedWiki[] {
-  const read = (name: string) => JSON.parse(Deno.readTextFileSync(new URL(name, FIXTURES)));
-  const wiremock = (name: string) => JSON.parse(read(name).response.body).query.recentchanges;
+  const read = (name: string) =>
+    JSON.parse(Deno.readTextFileSync(new URL(name, FIXTURES)));
+  const wiremock = (name: string) =>
+    JSON.parse(read(name).response.body).query.recentchanges;
   const wikis: RecordedWiki[] = [
     {
       host: "lv.wikipedia.org",
       wikiid: "lvwiki",
       servername: "lv.wikipedia.org",
-      rows: read("action_api_lvwiki_2020-04_recentchanges_fv2_oresscores_continue.json").query.recentchanges,
+      rows: read(
+        "action_api_lvwiki_2020-04_recentchanges_fv2_oresscores_continue.json",
+      ).query.recentchanges,
     },
     {
       host: "en.wikipedia.org",
       wikiid: "enwiki",
       servername: "en.wikipedia.org",
-      rows: read("action_api_enwiki_2013-2014_recentchanges_items_fv1_with_logs.json"),
+      rows: read(
+        "action_api_enwiki_2013-2014_recentchanges_items_fv1_with_logs.json",
+      ),
     },
     {
       host: "test.wikidata.org",
       wikiid: "testwikidatawiki",
       servername: "test.wikidata.org",
       rows: [
-        ...wiremock("action_api_testwikidata_2019-12_recentchanges_page1_wiremock.json"),
-        ...wiremock("action_api_testwikidata_2019-12_recentchanges_page2_wiremock.json"),
+        ...wiremock(
+          "action_api_testwikidata_2019-12_recentchanges_page1_wiremock.json",
+        ),
+        ...wiremock(
+          "action_api_testwikidata_2019-12_recentchanges_page2_wiremock.json",
+        ),
       ],
     },
     {
@@ -73,8 +90,12 @@ export function loadRecordedWikis(): RecordedWiki[] {
       wikiid: "wikidatawiki",
       servername: "www.wikidata.org",
       rows: [
-        ...read("action_api_wikidatawiki_2017-11-26_recentchanges_fv1_continue.json").query.recentchanges,
-        ...wiremock("action_api_testwikidata_2020-01_recentchanges_after_429_wiremock.json"),
+        ...read(
+          "action_api_wikidatawiki_2017-11-26_recentchanges_fv1_continue.json",
+        ).query.recentchanges,
+        ...wiremock(
+          "action_api_testwikidata_2020-01_recentchanges_after_429_wiremock.json",
+        ),
       ],
     },
   ];
@@ -85,7 +106,8 @@ export function loadRecordedWikis(): RecordedWiki[] {
 /** Starts the server on 127.0.0.1 (a free port unless given). */
 export function startFakeMediaWiki(options: FakeOptions): FakeMediaWiki {
   const pageSize = options.pageSize ?? 500;
-  const visible = options.visible ?? new Map(options.wikis.map((w) => [w.host, w.rows.length]));
+  const visible = options.visible ??
+    new Map(options.wikis.map((w) => [w.host, w.rows.length]));
   const faults = options.faults ?? new Map<string, Fault[]>();
   const requests: URL[] = [];
   const byHost = new Map(options.wikis.map((w) => [w.host, w]));
@@ -96,16 +118,36 @@ export function startFakeMediaWiki(options: FakeOptions): FakeMediaWiki {
     requests.push(url);
     const host = url.pathname.split("/")[1] ?? "";
     const wiki = byHost.get(host);
-    if (!wiki || !url.pathname.endsWith("/w/api.php")) return new Response("Not found", { status: 404 });
-    if (options.requireUserAgent && !/^\S+\/\S+ \(.+\)/.test(req.headers.get("user-agent") ?? "")) {
-      return new Response("<html><body>Please set a user-agent</body></html>", { status: 403, headers: { "content-type": "text/html" } });
+    if (!wiki || !url.pathname.endsWith("/w/api.php")) {
+      return new Response("Not found", { status: 404 });
+    }
+    if (
+      options.requireUserAgent &&
+      !/^\S+\/\S+ \(.+\)/.test(req.headers.get("user-agent") ?? "")
+    ) {
+      return new Response("<html><body>Please set a user-agent</body></html>", {
+        status: 403,
+        headers: { "content-type": "text/html" },
+      });
     }
     const p = url.searchParams;
     const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
     if (p.get("meta") === "siteinfo") {
-      return json({ batchcomplete: true, curtimestamp: now, query: { general: { wikiid: wiki.wikiid, servername: wiki.servername, sitename: wiki.wikiid } } });
+      return json({
+        batchcomplete: true,
+        curtimestamp: now,
+        query: {
+          general: {
+            wikiid: wiki.wikiid,
+            servername: wiki.servername,
+            sitename: wiki.wikiid,
+          },
+        },
+      });
     }
-    if (p.get("list") !== "recentchanges") return json({ error: { code: "badvalue", info: "Unsupported request" } });
+    if (p.get("list") !== "recentchanges") {
+      return json({ error: { code: "badvalue", info: "Unsupported request" } });
+    }
     const fault = faults.get(host)?.shift();
     if (fault) {
       const injected = await inject(fault, pending);
@@ -117,27 +159,56 @@ export function startFakeMediaWiki(options: FakeOptions): FakeMediaWiki {
     const cont = p.get("rccontinue");
     if (cont) {
       const m = /^(\d{14})\|(\d+)$/.exec(cont);
-      if (!m) return json({ error: { code: "badcontinue", info: "Invalid continue param. You should pass the original value returned by the previous query." } });
+      if (!m) {
+        return json({
+          error: {
+            code: "badcontinue",
+            info:
+              "Invalid continue param. You should pass the original value returned by the previous query.",
+          },
+        });
+      }
       from = { ts: Date.parse(mwToIso(m[1]!)), id: BigInt(m[2]!) };
     }
-    const shown = wiki.rows.slice(0, visible.get(host) ?? wiki.rows.length).sort(compareRows);
+    const shown = wiki.rows.slice(0, visible.get(host) ?? wiki.rows.length)
+      .sort(compareRows);
     const matching = shown.filter((r) => {
       const ts = Date.parse(String(r.timestamp));
       if (ts < start || ts > end) return false;
-      if (from && (ts < from.ts || (ts === from.ts && BigInt(String(r.rcid)) < from.id))) return false;
+      if (
+        from &&
+        (ts < from.ts || (ts === from.ts && BigInt(String(r.rcid)) < from.id))
+      ) return false;
       return true;
     });
     const page = matching.slice(0, pageSize);
-    const body: Record<string, unknown> = { batchcomplete: true, curtimestamp: now, query: { recentchanges: page } };
+    const body: Record<string, unknown> = {
+      batchcomplete: true,
+      curtimestamp: now,
+      query: { recentchanges: page },
+    };
     const next = matching[pageSize];
-    if (next) body.continue = { rccontinue: `${isoToMw(String(next.timestamp))}|${next.rcid}`, continue: "-||" };
+    if (next) {
+      body.continue = {
+        rccontinue: `${isoToMw(String(next.timestamp))}|${next.rcid}`,
+        continue: "-||",
+      };
+    }
     if (fault === "badrow") {
-      (body.query as { recentchanges: unknown[] }).recentchanges = [{ type: "edit", title: "Broken row", timestamp: "not a time" }, ...page];
+      (body.query as { recentchanges: unknown[] }).recentchanges = [{
+        type: "edit",
+        title: "Broken row",
+        timestamp: "not a time",
+      }, ...page];
     }
     return json(body);
   };
 
-  const server = Deno.serve({ hostname: "127.0.0.1", port: options.port ?? 0, onListen() {} }, handler);
+  const server = Deno.serve({
+    hostname: "127.0.0.1",
+    port: options.port ?? 0,
+    onListen() {},
+  }, handler);
   const port = server.addr.port;
   const close = async () => {
     for (const t of pending) clearTimeout(t);
@@ -154,15 +225,37 @@ export function startFakeMediaWiki(options: FakeOptions): FakeMediaWiki {
   };
 }
 
-async function inject(fault: Fault, pending: Set<ReturnType<typeof setTimeout>>): Promise<Response | undefined> {
+async function inject(
+  fault: Fault,
+  pending: Set<ReturnType<typeof setTimeout>>,
+): Promise<Response | undefined> {
   switch (fault) {
     case "maxlag":
       // The real body and headers of a maxlag refusal: HTTP 200, Retry-After, X-Database-Lag.
-      return json({ error: { code: "maxlag", info: "Waiting for 10.64.48.174: 2.942427 seconds lagged.", host: "10.64.48.174", lag: 2.942427, type: "db" }, servedby: "mw-api-ext" }, 200, { "retry-after": "1", "x-database-lag": "2" });
+      return json(
+        {
+          error: {
+            code: "maxlag",
+            info: "Waiting for 10.64.48.174: 2.942427 seconds lagged.",
+            host: "10.64.48.174",
+            lag: 2.942427,
+            type: "db",
+          },
+          servedby: "mw-api-ext",
+        },
+        200,
+        { "retry-after": "1", "x-database-lag": "2" },
+      );
     case "429":
-      return new Response("Too many requests", { status: 429, headers: { "retry-after": "1" } });
+      return new Response("Too many requests", {
+        status: 429,
+        headers: { "retry-after": "1" },
+      });
     case "503html":
-      return new Response("<!DOCTYPE html><html><head><title>Wikimedia Error</title></head><body>Our servers are currently under maintenance or experiencing a technical problem.</body></html>", { status: 503, headers: { "content-type": "text/html" } });
+      return new Response(
+        "<!DOCTYPE html><html><head><title>Wikimedia Error</title></head><body>Our servers are currently under maintenance or experiencing a technical problem.</body></html>",
+        { status: 503, headers: { "content-type": "text/html" } },
+      );
     case "timeout": {
       const { promise, resolve } = Promise.withResolvers<void>();
       const t = setTimeout(resolve, 5000);
@@ -172,19 +265,35 @@ async function inject(fault: Fault, pending: Set<ReturnType<typeof setTimeout>>)
       return new Response("late", { status: 504 });
     }
     case "truncated":
-      return new Response('{"batchcomplete":true,"query":{"recentchanges":[{"type":"edit","ns":0,"tit', { status: 200, headers: { "content-type": "application/json" } });
+      return new Response(
+        '{"batchcomplete":true,"query":{"recentchanges":[{"type":"edit","ns":0,"tit',
+        { status: 200, headers: { "content-type": "application/json" } },
+      );
     case "garbage":
-      return new Response("\u0000\u0001garbage{{{", { status: 200, headers: { "content-type": "application/json" } });
+      return new Response("\u0000\u0001garbage{{{", {
+        status: 200,
+        headers: { "content-type": "application/json" },
+      });
     case "badrow":
       return undefined;
   }
 }
 
-function json(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
-  return new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json; charset=utf-8", ...headers } });
+function json(
+  body: unknown,
+  status = 200,
+  headers: Record<string, string> = {},
+): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json; charset=utf-8", ...headers },
+  });
 }
 
-function compareRows(a: Record<string, unknown>, b: Record<string, unknown>): number {
+function compareRows(
+  a: Record<string, unknown>,
+  b: Record<string, unknown>,
+): number {
   const d = Date.parse(String(a.timestamp)) - Date.parse(String(b.timestamp));
   if (d !== 0) return d;
   const x = BigInt(String(a.rcid)), y = BigInt(String(b.rcid));
@@ -206,7 +315,9 @@ function isoToMw(iso: string): string {
 }
 
 function mwToIso(mw: string): string {
-  return `${mw.slice(0, 4)}-${mw.slice(4, 6)}-${mw.slice(6, 8)}T${mw.slice(8, 10)}:${mw.slice(10, 12)}:${mw.slice(12, 14)}Z`;
+  return `${mw.slice(0, 4)}-${mw.slice(4, 6)}-${mw.slice(6, 8)}T${
+    mw.slice(8, 10)
+  }:${mw.slice(10, 12)}:${mw.slice(12, 14)}Z`;
 }
 
 if (import.meta.main) {
@@ -214,5 +325,9 @@ if (import.meta.main) {
   const port = at >= 0 ? Number(Deno.args[at + 1]) : 8900;
   const server = startFakeMediaWiki({ wikis: loadRecordedWikis(), port });
   // deno-lint-ignore no-console
-  console.log(`export MEDIAWIKI_API_URL=${server.urlTemplate}\nexport WIKIS=${loadRecordedWikis().map((w) => w.host).join(",")}`);
+  console.log(
+    `export MEDIAWIKI_API_URL=${server.urlTemplate}\nexport WIKIS=${
+      loadRecordedWikis().map((w) => w.host).join(",")
+    }`,
+  );
 }
