@@ -3,7 +3,8 @@ import { boot, serve } from "./lib/cli.ts";
 import { startConsumer } from "./lib/consumer_service.ts";
 import { createApp } from "./lib/http.ts";
 import { createLifecycle } from "./lib/lifecycle.ts";
-import { renderMetrics } from "./lib/metrics.ts";
+import { createMetrics } from "./lib/metrics.ts";
+import { createDashboardData } from "./lib/dashboard.ts";
 
 /** Runs the consumer; returns the exit code. */
 export async function main(args = Deno.args): Promise<number> {
@@ -11,12 +12,15 @@ export async function main(args = Deno.args): Promise<number> {
   if ("exitCode" in booted) return booted.exitCode;
   const { config, flags, log } = booted;
   using life = createLifecycle(log);
+  const metrics = createMetrics();
   let consumer;
   try {
     consumer = await startConsumer(config, {
       log,
       signal: life.signal,
       idleExitMs: flags.idleExitMs,
+      stallMs: config.HEALTH_STALL_SECONDS * 1000,
+      onBatch: (n, ms) => metrics.observeBatch(n, ms / 1000),
     });
   } catch (err) {
     log.error("cannot start consumer", { err });
@@ -27,7 +31,9 @@ export async function main(args = Deno.args): Promise<number> {
     health: consumer.health,
     ready: consumer.ready,
     lag: consumer.lag,
-    metrics: () => renderMetrics({ consumer: consumer.stats }),
+    metrics: () =>
+      metrics.render({ consumer: consumer.stats, lag: consumer.lag }),
+    dashboard: createDashboardData(consumer.sql),
   });
   const server = serve(app, {
     hostname: config.HTTP_HOST,

@@ -69,6 +69,10 @@ export const ConfigSchema = z.object({
     ),
   PRODUCER_HTTP_PORT: int(0, 65_535).default(8081)
     .describe("Port of the producer's HTTP endpoints when run alone"),
+  HEALTH_STALL_SECONDS: int(1, 86_400).default(120)
+    .describe(
+      "/healthz turns unhealthy after this long without a written batch while lag is pending",
+    ),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info")
     .describe("Minimum log level"),
 });

@@ -27,6 +27,10 @@ export interface ConsumerOptions {
   idleExitMs?: number;
   /** PostgreSQL schema to use (tests). */
   schema?: string;
+  /** Unhealthy after this long without progress while lag is pending (default 120 s). */
+  stallMs?: number;
+  /** Called after each batch is written (metrics): record count and milliseconds taken. */
+  onBatch?(records: number, ms: number): void;
 }
 
 /** The `/lag` report. */
@@ -86,8 +90,9 @@ export async function startConsumer(
     topic: topics.events,
     log,
     handle: async (batch, ctx) => {
-      lastActivity = Date.now();
+      const t0 = lastActivity = Date.now();
       await handle(batch, ctx);
+      options.onBatch?.(batch.records.length, Date.now() - t0);
     },
     onCommitted: () => {
       lastActivity = Date.now();
@@ -102,6 +107,7 @@ export async function startConsumer(
     });
     const total = partitions.reduce((a, p) => a + BigInt(p.lag), 0n);
     lastLag = { total, at: Date.now() };
+    if (total === 0n) lastActivity = Date.now(); // caught up counts as progress
     const [row] = await sql<
       { t: Date | null }[]
     >`select max(event_time) as t from wiki_recent_changes
@@ -144,7 +150,13 @@ export async function startConsumer(
     idle,
     consumer.crashed.then((err) => Promise.reject(err)),
   ]);
-  const stallMs = 120_000;
+  const stallMs = options.stallMs ?? 120_000;
+  // Keep the lag behind /healthz fresh even when nobody calls /lag.
+  const lagTimer = setInterval(
+    () => void lag().catch(() => {}),
+    Math.min(15_000, stallMs / 4),
+  );
+  Deno.unrefTimer(lagTimer);
   return {
     done,
     stats,
@@ -152,7 +164,7 @@ export async function startConsumer(
     lag,
     health() {
       const pending = lastLag.total > 0n;
-      const since = Date.now() - (stats.lastBatchMs || started);
+      const since = Date.now() - Math.max(lastActivity, started);
       if (pending && since > stallMs) {
         return {
           ok: false,
@@ -183,6 +195,7 @@ export async function startConsumer(
       return { ok: true };
     },
     async close() {
+      clearInterval(lagTimer);
       await consumer.stop();
       await admin.disconnect().catch(() => {});
       await sql.end({ timeout: 5 });

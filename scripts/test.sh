@@ -6,4 +6,6 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 eval "$(bash scripts/services.sh start)"
 export KAFKA_BROKERS DATABASE_URL
-exec deno test --allow-net --allow-read --allow-write=.cache,.artifacts --allow-env --allow-run "$@" tests/
+# All permissions: playwright-core (the browser test) reads os.homedir() and /proc, which Deno
+# grants only with --allow-all, and writes a browser profile to the temp dir.
+exec deno test --allow-all "$@" tests/
