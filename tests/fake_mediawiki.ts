@@ -111,7 +111,7 @@ export function startFakeMediaWiki(options: FakeOptions): FakeMediaWiki {
   const faults = options.faults ?? new Map<string, Fault[]>();
   const requests: URL[] = [];
   const byHost = new Map(options.wikis.map((w) => [w.host, w]));
-  const pending = new Set<ReturnType<typeof setTimeout>>();
+  const pending = new Set<() => void>();
 
   const handler = async (req: Request): Promise<Response> => {
     const url = new URL(req.url);
@@ -211,7 +211,7 @@ export function startFakeMediaWiki(options: FakeOptions): FakeMediaWiki {
   }, handler);
   const port = server.addr.port;
   const close = async () => {
-    for (const t of pending) clearTimeout(t);
+    for (const release of pending) release();
     await server.shutdown();
   };
   return {
@@ -227,7 +227,7 @@ export function startFakeMediaWiki(options: FakeOptions): FakeMediaWiki {
 
 async function inject(
   fault: Fault,
-  pending: Set<ReturnType<typeof setTimeout>>,
+  pending: Set<() => void>,
 ): Promise<Response | undefined> {
   switch (fault) {
     case "maxlag":
@@ -259,9 +259,13 @@ async function inject(
     case "timeout": {
       const { promise, resolve } = Promise.withResolvers<void>();
       const t = setTimeout(resolve, 5000);
-      pending.add(t);
+      const release = () => {
+        clearTimeout(t);
+        resolve();
+      };
+      pending.add(release);
       await promise;
-      pending.delete(t);
+      pending.delete(release);
       return new Response("late", { status: 504 });
     }
     case "truncated":

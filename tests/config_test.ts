@@ -1,0 +1,102 @@
+import assert from "node:assert/strict";
+import { loadConfig, redactUrl } from "../lib/config.ts";
+import { ConfigError } from "../lib/errors.ts";
+import { parseFlags } from "../lib/cli.ts";
+
+Deno.test.sanitizer?.({ ops: true, resources: true });
+
+Deno.test("loadConfig() applies the documented defaults", () => {
+  const c = loadConfig({});
+  assert.equal(c.KAFKA_TOPIC, "wiki.recentchanges");
+  assert.equal(c.KAFKA_GROUP_ID, "wikistream-pg");
+  assert.deepEqual(c.WIKIS, ["en.wikipedia.org"]);
+  assert.equal(c.MEDIAWIKI_API_URL, "https://{host}/w/api.php");
+  assert.equal(c.HTTP_HOST, "127.0.0.1");
+  assert.match(c.USER_AGENT, /^wikistream\/\S+ \(.+\)/);
+  assert.ok(Object.isFrozen(c));
+});
+
+Deno.test("loadConfig() splits comma-separated lists", () => {
+  const c = loadConfig({
+    WIKIS: "en.wikipedia.org, de.wikipedia.org,www.wikidata.org",
+    KAFKA_BROKERS: "a:1,b:2",
+  });
+  assert.deepEqual(c.WIKIS, [
+    "en.wikipedia.org",
+    "de.wikipedia.org",
+    "www.wikidata.org",
+  ]);
+  assert.deepEqual(c.KAFKA_BROKERS, ["a:1", "b:2"]);
+});
+
+Deno.test("loadConfig() names each bad variable", async (t) => {
+  const bad: Record<string, string> = {
+    KAFKA_BROKERS: "not a host",
+    KAFKA_TOPIC: "bad topic!",
+    DATABASE_URL: "mysql://x",
+    WIKIS: ",",
+    MEDIAWIKI_API_URL: "https://example.org/w/api.php",
+    POLL_INTERVAL_MS: "soon",
+    POLL_OVERLAP_SECONDS: "-1",
+    HTTP_PORT: "70000",
+    LOG_LEVEL: "loud",
+    USER_AGENT: "x",
+  };
+  for (const [name, value] of Object.entries(bad)) {
+    await t.step(name, () => {
+      assert.throws(() => loadConfig({ [name]: value }), (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        assert.match(err.message, new RegExp(`Invalid configuration: ${name}`));
+        return true;
+      });
+    });
+  }
+});
+
+Deno.test("loadConfig() never echoes a bad DATABASE_URL's password", () => {
+  const err = (() => {
+    try {
+      loadConfig({ DATABASE_URL: "mysql://u:hunter2@db/x" });
+    } catch (e) {
+      return e as Error;
+    }
+  })();
+  assert.ok(err);
+  assert.ok(!err.message.includes("hunter2"));
+});
+
+Deno.test("redactUrl() hides the password and query", () => {
+  assert.equal(
+    redactUrl("postgres://u:secret@h:5432/db?sslmode=require"),
+    "postgres://u:***@h:5432/db",
+  );
+});
+
+Deno.test("parseFlags() validates --since, --until and --idle-exit", () => {
+  assert.deepEqual(
+    parseFlags(["--since", "2024-04-26T00:00:00Z"], ["since", "until"]),
+    { since: "2024-04-26T00:00:00.000Z" },
+  );
+  assert.deepEqual(parseFlags(["--idle-exit", "5"], ["idleExitMs"]), {
+    idleExitMs: 5000,
+  });
+  assert.throws(
+    () => parseFlags(["--since", "yesterday"], ["since"]),
+    ConfigError,
+  );
+  assert.throws(
+    () => parseFlags(["--idle-exit", "5"], ["since"]),
+    /not accepted/,
+  );
+  assert.throws(() => parseFlags(["--bogus"], ["since"]), ConfigError);
+  assert.throws(
+    () =>
+      parseFlags([
+        "--since",
+        "2024-02-01T00:00:00Z",
+        "--until",
+        "2024-01-01T00:00:00Z",
+      ], ["since", "until"]),
+    /after/,
+  );
+});
