@@ -64,9 +64,13 @@ export function createKafka(options: KafkaOptions): Kafka {
     logLevel: KafkaLogLevel.WARN,
     logCreator: () => ({ level, log: entry }) => {
       const { message, timestamp: _t, logger: _l, ...fields } = entry;
-      const fn = level <= KafkaLogLevel.ERROR
+      // kafkajs logs retriable protocol errors (e.g. CONCURRENT_TRANSACTIONS right after a
+      // commit) at ERROR before retrying them itself: those are warnings.
+      const retrying = "retryCount" in fields ||
+        String(message).startsWith("Response ");
+      const fn = level <= KafkaLogLevel.ERROR && !retrying
         ? log.error
-        : level === KafkaLogLevel.WARN
+        : level <= KafkaLogLevel.WARN
         ? log.warn
         : log.debug;
       fn(message, fields);

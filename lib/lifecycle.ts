@@ -23,11 +23,16 @@ export function createLifecycle(log: Logger, hardExitMs = 15_000): Lifecycle {
     Deno.unrefTimer(t);
     timer = t;
   };
+  let firstAt = 0;
   const onSignal = (name: Deno.Signal) => () => {
+    // Ctrl-C reaches both `deno task` (which forwards it) and this process: a repeat within a
+    // second is the same keypress, not a request to force the exit.
+    if (controller.signal.aborted && Date.now() - firstAt < 1000) return;
     if (controller.signal.aborted) {
       log.warn("second signal, exiting now", { signal: name });
       Deno.exit(1);
     }
+    firstAt = Date.now();
     stop(name);
   };
   const handlers = (["SIGINT", "SIGTERM"] as const).map((s) =>
