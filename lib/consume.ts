@@ -1,7 +1,7 @@
 /** @module Turns a Kafka batch into one durable sink write: decode, dead-letter, write with retry. */
 import { decodeValue } from "./decode.ts";
 import { DecodeError } from "./errors.ts";
-import type { RecordBatch } from "./kafka.ts";
+import type { BatchContext, RecordBatch } from "./kafka.ts";
 import type { Logger } from "./log.ts";
 import { retry } from "./retry.ts";
 import type { DeadLetter, Sink, SinkRow } from "./sink.ts";
@@ -65,8 +65,15 @@ export function decodeBatch(
         value: r.value,
         headers: {
           ...r.headers,
-          "dlq.reason": reason,
-          "dlq.received_at": receivedAt.toISOString(),
+          ...deadLetterHeaders({
+            reason,
+            error: (err as Error).message,
+            topic: r.topic,
+            partition: r.partition,
+            offset: r.offset,
+            timestamp: r.timestamp,
+            receivedAt,
+          }),
         },
         reason,
         error: (err as Error).message,
@@ -74,6 +81,27 @@ export function decodeBatch(
     }
   }
   return { rows, deadLetters };
+}
+
+/** The headers a dead letter carries: why (`dlq.reason`, `dlq.error`), where from, and when. */
+export function deadLetterHeaders(d: {
+  reason: string;
+  error: string;
+  topic: string;
+  partition: number;
+  offset: string;
+  timestamp?: string;
+  receivedAt: Date;
+}): Record<string, string> {
+  return {
+    "dlq.reason": d.reason,
+    "dlq.error": d.error.slice(0, 1000),
+    "dlq.source_topic": d.topic,
+    "dlq.source_partition": String(d.partition),
+    "dlq.source_offset": d.offset,
+    ...(d.timestamp ? { "dlq.source_timestamp": d.timestamp } : {}),
+    "dlq.received_at": d.receivedAt.toISOString(),
+  };
 }
 
 /**
@@ -84,19 +112,19 @@ export function decodeBatch(
 export function createBatchHandler(options: BatchHandlerOptions) {
   const stats = options.stats ?? newConsumerStats();
   const now = options.now ?? Date.now;
-  return async (
-    batch: RecordBatch,
-    ctx: { heartbeat(): Promise<void>; isRunning(): boolean },
-  ): Promise<void> => {
+  return async (batch: RecordBatch, ctx: BatchContext): Promise<void> => {
     const { rows, deadLetters } = decodeBatch(batch);
     const started = now();
+    // Shutdown or a lost partition stops the retries (the batch is then abandoned, uncommitted);
+    // a write already under way is finished first.
+    const signal = AbortSignal.any([options.signal, ctx.signal]);
     const result = await retry(() => options.sink.write(rows, deadLetters), {
       maxAttempts: Number.POSITIVE_INFINITY,
       minTimeout: 500,
-      maxTimeout: 15_000,
+      maxTimeout: 10_000,
       // Bad rows are already isolated by the sink; anything else is the database being unwell.
       isRetriable: () => true,
-      signal: options.signal,
+      signal,
       onRetry: (err, attempt, delayMs) => {
         stats.dbErrors++;
         options.log.warn("database write failed, retrying", {

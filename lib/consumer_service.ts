@@ -3,6 +3,7 @@ import type { Config } from "./config.ts";
 import { connectDb, type Sql } from "./db.ts";
 import { migrate } from "./migrate.ts";
 import {
+  createDeadLetterProducer,
   createKafka,
   ensureTopics,
   fetchLag,
@@ -73,6 +74,11 @@ export async function startConsumer(
     topic: topics.events,
     partitions: config.KAFKA_PARTITIONS,
   }]);
+  const dlq = await createDeadLetterProducer(kafka, {
+    sourceTopic: topics.events,
+    topic: topics.dlq,
+    log,
+  });
   const admin = kafka.admin();
   await admin.connect();
   const stats = newConsumerStats();
@@ -80,7 +86,11 @@ export async function startConsumer(
   let lastActivity = Date.now();
   let lastLag: { total: bigint; at: number } = { total: -1n, at: 0 };
   const handle = createBatchHandler({
-    sink: createSink(sql, { log }),
+    // DeadLetter carries the original key, bytes and the dlq.* headers the DLQ record needs.
+    sink: createSink(sql, {
+      log,
+      deadLetters: { publish: (d) => dlq.send(d) },
+    }),
     log,
     signal: options.signal,
     stats,
@@ -197,6 +207,7 @@ export async function startConsumer(
     async close() {
       clearInterval(lagTimer);
       await consumer.stop();
+      await dlq.disconnect().catch(() => {});
       await admin.disconnect().catch(() => {});
       await sql.end({ timeout: 5 });
     },

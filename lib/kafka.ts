@@ -8,6 +8,7 @@ import {
   Partitioners,
   type Producer,
 } from "kafkajs";
+import { Buffer } from "node:buffer";
 import type { Logger } from "./log.ts";
 
 /** A record to publish. */
@@ -194,6 +195,9 @@ async function connectProducer(
     transactionalId,
     maxInFlightRequests: 1,
     transactionTimeout: 60_000,
+    // The coordinator answers CONCURRENT_TRANSACTIONS for a moment after each commit; retry that
+    // quickly (as the Java client does) instead of after the client-wide 300 ms.
+    retry: { initialRetryTime: 20, retries: 12, maxRetryTime: 10_000 },
     createPartitioner: Partitioners.DefaultPartitioner,
     allowAutoTopicCreation: false,
   });
@@ -201,28 +205,28 @@ async function connectProducer(
   return producer;
 }
 
-/** Options for {@linkcode readCompacted}. */
+/** Options for {@linkcode readToEnd} and {@linkcode readCompacted}. */
 export interface ReadCompactedOptions {
   clientId: string;
   log: Logger;
   signal?: AbortSignal;
+  timeoutMs?: number;
 }
 
 /**
- * Reads a (compacted) topic from the beginning to its current end with read_committed and
- * returns the latest value per key. Used to restore the producer's checkpoints.
+ * Reads a topic from the beginning to its current end (read_committed) and hands each record to
+ * `onRecord`. The end is the high watermark when the read starts; trailing transaction markers
+ * and aborted records count as read.
  */
-export async function readCompacted(
+export async function readToEnd(
   kafka: Kafka,
   topic: string,
+  onRecord: (record: InRecord) => void,
   options: ReadCompactedOptions,
-): Promise<Map<string, string>> {
+): Promise<void> {
   const admin = kafka.admin();
   await admin.connect();
-  const groupId = `${options.clientId}-restore-${
-    crypto.randomUUID().slice(0, 8)
-  }`;
-  const latest = new Map<string, string>();
+  const groupId = `${options.clientId}-read-${crypto.randomUUID().slice(0, 8)}`;
   try {
     const offsets = await admin.fetchTopicOffsets(topic);
     const pending = new Map<number, bigint>();
@@ -231,7 +235,7 @@ export async function readCompacted(
         pending.set(o.partition, BigInt(o.high));
       }
     }
-    if (pending.size === 0) return latest;
+    if (pending.size === 0) return;
     const consumer = kafka.consumer({
       groupId,
       maxWaitTimeInMs: 250,
@@ -256,16 +260,21 @@ export async function readCompacted(
         autoCommit: false,
         eachBatch: ({ batch }) => {
           for (const m of batch.messages) {
-            const key = m.key?.toString();
-            if (key === undefined) continue;
-            if (m.value === null) latest.delete(key);
-            else latest.set(key, m.value.toString());
+            onRecord({
+              topic,
+              partition: batch.partition,
+              offset: m.offset,
+              key: m.key ? new Uint8Array(m.key) : null,
+              value: m.value ? new Uint8Array(m.value) : null,
+              headers: headersToStrings(m.headers),
+              timestamp: m.timestamp,
+            });
           }
           advance(batch.partition, batch.lastOffset());
           return Promise.resolve();
         },
       });
-      const timeout = AbortSignal.timeout(60_000);
+      const timeout = AbortSignal.timeout(options.timeoutMs ?? 60_000);
       const signal = options.signal
         ? AbortSignal.any([options.signal, timeout])
         : timeout;
@@ -274,10 +283,26 @@ export async function readCompacted(
       await consumer.disconnect();
     }
     await admin.deleteGroups([groupId]).catch(() => {});
-    return latest;
   } finally {
     await admin.disconnect();
   }
+}
+
+/** Reads a compacted topic to its end and returns the latest value per key (restores checkpoints). */
+export async function readCompacted(
+  kafka: Kafka,
+  topic: string,
+  options: ReadCompactedOptions,
+): Promise<Map<string, string>> {
+  const latest = new Map<string, string>();
+  const text = new TextDecoder();
+  await readToEnd(kafka, topic, (r) => {
+    if (r.key === null) return;
+    const key = text.decode(r.key);
+    if (r.value === null) latest.delete(key);
+    else latest.set(key, text.decode(r.value));
+  }, options);
+  return latest;
 }
 
 /** A batch of records from one partition, handed to the consumer's handler. */
@@ -288,16 +313,23 @@ export interface RecordBatch {
   highWatermark: string;
 }
 
+/** What the handler may use while it works on a batch. */
+export interface BatchContext {
+  /** Heartbeats now (kafkajs throttles it); rejects when the group is rebalancing. */
+  heartbeat(): Promise<void>;
+  /** False once the consumer is stopping (finish the batch, take no new work). */
+  isRunning(): boolean;
+  /** Aborts when this member lost the partition (rebalance); the batch is then abandoned. */
+  signal: AbortSignal;
+}
+
 /** Options for {@linkcode runBatchConsumer}. */
 export interface BatchConsumerOptions {
   groupId: string;
   topic: string;
   log: Logger;
   /** Writes the batch; must resolve only once it is durable. Offsets are committed after. */
-  handle(
-    batch: RecordBatch,
-    ctx: { heartbeat(): Promise<void>; isRunning(): boolean },
-  ): Promise<void>;
+  handle(batch: RecordBatch, ctx: BatchContext): Promise<void>;
   /** Called after each commit (for metrics and idle tracking). */
   onCommitted?(
     batch: {
@@ -309,6 +341,8 @@ export interface BatchConsumerOptions {
   ): void;
   maxBytesPerPartition?: number;
   sessionTimeout?: number;
+  /** Partitions handled at once (each on its own DB connection); default 3. */
+  concurrency?: number;
 }
 
 /** A running consumer; `stop()` finishes the batch in flight and commits it. */
@@ -319,19 +353,32 @@ export interface BatchConsumer {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
+const HEARTBEAT_MS = 3000;
+/** Heartbeat errors that mean this member no longer owns its partitions. */
+const LOST_MEMBERSHIP = new Set([
+  "REBALANCE_IN_PROGRESS",
+  "ILLEGAL_GENERATION",
+  "UNKNOWN_MEMBER_ID",
+  "FENCED_INSTANCE_ID",
+]);
+
 /**
  * Runs a consumer group member with manual commits: each batch is handed to `handle`, and only
  * after it resolves is the offset past the batch (including transaction markers) committed.
+ * A timer heartbeats while `handle` runs; if the heartbeat reports a rebalance the batch's
+ * signal aborts and nothing is committed for it (the broker would reject the old generation's
+ * commit anyway, and the next owner re-reads the batch; the sink's merge makes that a no-op).
  */
 export async function runBatchConsumer(
   kafka: Kafka,
   options: BatchConsumerOptions,
 ): Promise<BatchConsumer> {
+  const log = options.log.with({ component: "batch-consumer" });
   const consumer: Consumer = kafka.consumer({
     groupId: options.groupId,
     readUncommitted: false,
     sessionTimeout: options.sessionTimeout ?? 30_000,
-    heartbeatInterval: 3000,
+    heartbeatInterval: HEARTBEAT_MS,
     maxBytesPerPartition: options.maxBytesPerPartition ?? 4 * 1024 * 1024,
     maxBytes: 32 * 1024 * 1024,
     maxWaitTimeInMs: 500,
@@ -341,10 +388,12 @@ export async function runBatchConsumer(
   consumer.on(consumer.events.CRASH, (e) => {
     if (!e.payload.restart) crashed.resolve(e.payload.error);
   });
-  // A fetch that held only transaction markers is resolved by kafkajs without calling eachBatch;
-  // commit past it so a caught-up group shows zero lag.
+  // A fetch that held only transaction markers (or aborted records) is resolved by kafkajs
+  // without calling eachBatch; commit past it so a caught-up group shows zero lag. kafkajs emits
+  // this with batchSize 0 only for such filtered fetches; firstOffset is null when no record at
+  // or after the fetched offset came back, and then there is nothing to skip.
   consumer.on(consumer.events.END_BATCH_PROCESS, async (e) => {
-    if (e.payload.batchSize !== 0) return;
+    if (e.payload.batchSize !== 0 || e.payload.firstOffset === null) return;
     const offset = (BigInt(e.payload.lastOffset) + 1n).toString();
     await consumer.commitOffsets([{
       topic: e.payload.topic,
@@ -352,14 +401,14 @@ export async function runBatchConsumer(
       offset,
     }])
       .then(() => options.onCommitted?.({ ...e.payload, offset }))
-      .catch((err) => options.log.debug("marker commit skipped", { err }));
+      .catch((err) => log.debug("marker commit skipped", { err }));
   });
   await consumer.connect();
   await consumer.subscribe({ topic: options.topic, fromBeginning: true });
   await consumer.run({
     autoCommit: false,
     eachBatchAutoResolve: false,
-    partitionsConsumedConcurrently: 1,
+    partitionsConsumedConcurrently: options.concurrency ?? 3,
     eachBatch: async (
       {
         batch,
@@ -380,15 +429,38 @@ export async function runBatchConsumer(
         headers: headersToStrings(m.headers),
         timestamp: m.timestamp,
       }));
-      await options.handle(
-        {
-          topic: batch.topic,
-          partition: batch.partition,
-          records,
-          highWatermark: batch.highWatermark,
-        },
-        { heartbeat, isRunning },
-      );
+      const lost = new AbortController();
+      const beat = async () => {
+        try {
+          await heartbeat();
+        } catch (err) {
+          const type = (err as { type?: string }).type ?? "";
+          if (LOST_MEMBERSHIP.has(type) && !lost.signal.aborted) {
+            log.warn("partition lost during batch, abandoning it", {
+              partition: batch.partition,
+              type,
+            });
+            lost.abort(err);
+          }
+        }
+      };
+      const timer = setInterval(() => void beat(), HEARTBEAT_MS);
+      try {
+        await options.handle(
+          {
+            topic: batch.topic,
+            partition: batch.partition,
+            records,
+            highWatermark: batch.highWatermark,
+          },
+          { heartbeat: beat, isRunning, signal: lost.signal },
+        );
+      } finally {
+        clearInterval(timer);
+      }
+      // Written, but the partition moved on: never commit for a partition we no longer own.
+      if (lost.signal.aborted) throw lost.signal.reason;
+      if (isStale()) return;
       // lastOffset() includes trailing control records of this fetch, so the marker is skipped too.
       const last = batch.lastOffset();
       resolveOffset(last);
@@ -483,4 +555,87 @@ function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
       signal.removeEventListener("abort", onAbort)
     );
   });
+}
+
+/** A record for the dead-letter topic: the original bytes and headers saying why and from where. */
+export interface DeadLetterRecord {
+  key: Uint8Array | null;
+  value: Uint8Array | null;
+  headers: Record<string, string>;
+}
+
+/** Publishes dead letters; `send` resolves once every replica in sync has them (acks=all). */
+export interface DeadLetterProducer {
+  send(records: DeadLetterRecord[]): Promise<void>;
+  disconnect(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** Headroom over the source topic's limit: a dead letter carries the original plus headers. */
+const DLQ_HEADROOM_BYTES = 1024 * 1024;
+
+/**
+ * Creates the dead-letter topic if missing, sized so that any record the source topic accepted
+ * (its `max.message.bytes`, default 1 MiB) still fits with the added headers, and connects a plain
+ * idempotent producer (no transactions: a DLQ message is published before the batch's database
+ * commit, so a crash can repeat one, never lose one).
+ */
+export async function createDeadLetterProducer(
+  kafka: Kafka,
+  options: { sourceTopic: string; topic: string; log: Logger },
+): Promise<DeadLetterProducer> {
+  const admin = kafka.admin();
+  await admin.connect();
+  let sourceMax = 1_048_588;
+  try {
+    const res = await admin.describeConfigs({
+      includeSynonyms: false,
+      resources: [{
+        type: 2, // TOPIC
+        name: options.sourceTopic,
+        configNames: ["max.message.bytes"],
+      }],
+    });
+    const v = res.resources[0]?.configEntries[0]?.configValue;
+    if (v && Number(v) > 0) sourceMax = Number(v);
+  } catch (err) {
+    options.log.warn("cannot read the source topic's max.message.bytes", {
+      err,
+    });
+  } finally {
+    await admin.disconnect();
+  }
+  await ensureTopics(kafka, [{
+    topic: options.topic,
+    partitions: 1,
+    config: { "max.message.bytes": String(sourceMax + DLQ_HEADROOM_BYTES) },
+  }]);
+  const producer = kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: false,
+    createPartitioner: Partitioners.DefaultPartitioner,
+  });
+  await producer.connect();
+  const dlq: DeadLetterProducer = {
+    async send(records) {
+      if (records.length === 0) return;
+      await producer.send({
+        topic: options.topic,
+        acks: -1,
+        messages: records.map((r) => ({
+          key: r.key ? Buffer.from(r.key) : null,
+          value: r.value ? Buffer.from(r.value) : null,
+          headers: r.headers,
+        })),
+      });
+    },
+    async disconnect() {
+      await producer.disconnect();
+    },
+    [Symbol.asyncDispose]() {
+      return dlq.disconnect();
+    },
+  };
+  return dlq;
 }

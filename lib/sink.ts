@@ -38,9 +38,20 @@ export interface Sink {
   write(rows: SinkRow[], deadLetters?: DeadLetter[]): Promise<WriteResult>;
 }
 
+/** Publishes dead letters elsewhere (the DLQ topic); resolves once they are durable there. */
+export interface DeadLetterPublisher {
+  publish(deadLetters: DeadLetter[]): Promise<void>;
+}
+
 /** Options for {@linkcode createSink}. */
 export interface SinkOptions {
   log: Logger;
+  /**
+   * Called with each dead letter before the transaction that stores it commits, so a crash can
+   * repeat a published dead letter but never lose one. Each dead letter is published once per
+   * `write` call, even when the write is retried inside it.
+   */
+  deadLetters?: DeadLetterPublisher;
 }
 
 /** The columns written, in COPY order. */
@@ -84,10 +95,18 @@ const JSON_COLUMNS = new Set<string>(["log_params", "raw"]);
 /** Creates the sink. Poison rows that PostgreSQL rejects are isolated and dead-lettered. */
 export function createSink(sql: Sql, options: SinkOptions): Sink {
   const cols = COLUMNS.join(", ");
+  const published = new WeakSet<DeadLetter>();
+  async function publish(deadLetters: DeadLetter[]): Promise<void> {
+    const fresh = deadLetters.filter((d) => !published.has(d));
+    if (fresh.length === 0 || !options.deadLetters) return;
+    await options.deadLetters.publish(fresh);
+    for (const d of fresh) published.add(d);
+  }
   async function writeOnce(
     rows: SinkRow[],
     deadLetters: DeadLetter[],
   ): Promise<number> {
+    await publish(deadLetters);
     return await sql.begin(async (tx) => {
       let inserted = 0;
       if (rows.length > 0) {
@@ -133,7 +152,7 @@ export function createSink(sql: Sql, options: SinkOptions): Sink {
         deadLettered: deadLetters,
       };
     } catch (err) {
-      if (isRetriable(err) || rows.length === 0) throw err;
+      if (!isDataError(err) || rows.length === 0) throw err;
       // A row PostgreSQL rejects (bad data) must not stall the partition: bisect to find it.
       if (rows.length === 1) {
         const row = rows[0]!;
@@ -199,6 +218,12 @@ with ins as (
 )
 select count(*)::int as inserted from ins`;
 
+/** A PostgreSQL error about the data itself (not the connection or the server's state). */
+function isDataError(err: unknown): boolean {
+  return err instanceof Error && err.name === "PostgresError" &&
+    !isRetriable(err);
+}
+
 function rowDeadLetter(row: SinkRow, err: unknown): DeadLetter {
   const e = err as { code?: string; message?: string };
   return {
@@ -207,7 +232,16 @@ function rowDeadLetter(row: SinkRow, err: unknown): DeadLetter {
     offset: row.kafka_offset,
     key: null,
     value: new TextEncoder().encode(JSON.stringify(row.raw)),
-    headers: { wiki: row.wiki, rcid: row.rcid },
+    headers: {
+      wiki: row.wiki,
+      rcid: row.rcid,
+      "dlq.reason": "database_rejected",
+      "dlq.error": `${e.code ?? ""} ${e.message ?? String(err)}`.trim()
+        .slice(0, 1000),
+      "dlq.source_partition": String(row.kafka_partition),
+      "dlq.source_offset": row.kafka_offset,
+      "dlq.received_at": new Date().toISOString(),
+    },
     reason: "database_rejected",
     error: `${e.code ?? ""} ${e.message ?? String(err)}`.trim(),
   };

@@ -1,0 +1,61 @@
+/** @module `deno task bench`: runs each bench section, prints a summary, then one JSON line last. */
+import { createLogger } from "../lib/log.ts";
+import { runConsumerBench } from "./consumer.ts";
+
+/** Runs the bench; returns the exit code. */
+export async function main(): Promise<number> {
+  const enc = new TextEncoder();
+  const say = (line: string) => Deno.stdout.writeSync(enc.encode(line + "\n"));
+  const { brokers, databaseUrl } = await services();
+  const rows = Number(Deno.env.get("BENCH_ROWS") ?? 150_000);
+  const log = createLogger({ service: "bench", level: "warn" });
+  say(
+    `wikistream bench: ${rows} rows, ${navigator.hardwareConcurrency} CPUs, Deno ${Deno.version.deno}`,
+  );
+  // Sections add their figures here; another section (e.g. the producer) goes next to this one.
+  const consumer = await runConsumerBench({
+    brokers,
+    databaseUrl,
+    rows,
+    partitions: 3,
+    log,
+    say,
+  });
+  say(
+    `ratio consumer / COPY ceiling: ${consumer.ratio} (target >= 0.7); peak RSS ${consumer.peak_rss_mb} MB (target <= 200)`,
+  );
+  say(JSON.stringify({
+    rows,
+    consumer_rows_per_s: consumer.consumer_rows_per_s,
+    copy_ceiling_rows_per_s: consumer.copy_ceiling_rows_per_s,
+    ratio: consumer.ratio,
+    peak_rss_mb: consumer.peak_rss_mb,
+    consumer_startup_ms: consumer.consumer_startup_ms,
+    consumer_total_ms: consumer.consumer_total_ms,
+    fill_rows_per_s: consumer.fill_rows_per_s,
+  }));
+  return 0;
+}
+
+/** KAFKA_BROKERS and DATABASE_URL from the environment, or from the local services (started). */
+async function services(): Promise<{ brokers: string; databaseUrl: string }> {
+  let brokers = Deno.env.get("KAFKA_BROKERS");
+  let databaseUrl = Deno.env.get("DATABASE_URL");
+  if (!brokers || !databaseUrl) {
+    const out = await new Deno.Command("bash", {
+      args: ["scripts/services.sh", "start"],
+      cwd: new URL("../", import.meta.url),
+      stderr: "inherit",
+    }).output();
+    if (!out.success) throw new Error("Cannot start the local services");
+    const text = new TextDecoder().decode(out.stdout);
+    brokers ??= /KAFKA_BROKERS=(\S+)/.exec(text)?.[1];
+    databaseUrl ??= /DATABASE_URL=(\S+)/.exec(text)?.[1];
+  }
+  if (!brokers || !databaseUrl) {
+    throw new Error("Cannot find KAFKA_BROKERS and DATABASE_URL");
+  }
+  return { brokers, databaseUrl };
+}
+
+if (import.meta.main) Deno.exit(await main());

@@ -1,0 +1,195 @@
+/** @module Shared by the consumer tests and the bench: replayed recorded rows, fresh databases, exact-match checks. */
+import assert from "node:assert/strict";
+import { connectDb, type Sql } from "../../lib/db.ts";
+import {
+  createTransactionalPublisher,
+  ensureTopics,
+  type Kafka,
+  type OutRecord,
+} from "../../lib/kafka.ts";
+import type { Envelope } from "../../lib/schemas.ts";
+import type { Logger } from "../../lib/log.ts";
+import { loadRecordedWikis } from "../fake_mediawiki.ts";
+
+/** One envelope to publish, with the identity the table must end up holding. */
+export interface ReplayedRecord {
+  wiki: string;
+  rcid: string;
+  key: string;
+  value: string;
+}
+
+/** rcids of replica `k` are shifted by `k * RCID_SHIFT` (recorded rcids are below 1e10). */
+const RCID_SHIFT = 10_000_000_000n;
+
+/**
+ * The 184 recorded rows replayed `count` rows long: replica k shifts every rcid by k * 1e10 and
+ * every timestamp by k minutes; no other field is changed. `from` skips the first rows, so
+ * consecutive calls continue the same sequence.
+ */
+export function replayedRecords(count: number, from = 0): ReplayedRecord[] {
+  const wikis = loadRecordedWikis();
+  const base = wikis.flatMap((w) =>
+    w.rows.map((row) => ({ w, row: row as Record<string, unknown> }))
+  );
+  const fetchedAt = "2024-04-26T00:00:00Z";
+  const out: ReplayedRecord[] = [];
+  for (let i = from; i < from + count; i++) {
+    const k = Math.floor(i / base.length);
+    const { w, row } = base[i % base.length]!;
+    const rcid = (BigInt(String(row.rcid)) + BigInt(k) * RCID_SHIFT)
+      .toString();
+    const ts = new Date(Date.parse(String(row.timestamp)) + k * 60_000)
+      .toISOString().replace(/\.000Z$/, "Z");
+    const shifted = {
+      ...row,
+      rcid: typeof row.rcid === "number" ? Number(rcid) : rcid,
+      timestamp: ts,
+    };
+    const env: Envelope = {
+      v: 1,
+      source: "action_api",
+      wiki: w.wikiid,
+      server_name: w.servername,
+      fetched_at: fetchedAt,
+      row: shifted,
+    };
+    out.push({
+      wiki: w.wikiid,
+      rcid,
+      key: `${w.wikiid}:${row.pageid ?? row.title ?? `rc${rcid}`}`,
+      value: JSON.stringify(env),
+    });
+  }
+  return out;
+}
+
+/** Creates the topic and publishes the records in transactions of `chunk` records. */
+export async function publishRecords(
+  kafka: Kafka,
+  topic: string,
+  records: ReplayedRecord[],
+  options: { log: Logger; partitions?: number; chunk?: number },
+): Promise<void> {
+  await ensureTopics(kafka, [{ topic, partitions: options.partitions ?? 3 }]);
+  const publisher = await createTransactionalPublisher(kafka, {
+    transactionalId: `fill-${crypto.randomUUID().slice(0, 8)}`,
+    log: options.log,
+  });
+  try {
+    const chunk = options.chunk ?? 1000;
+    for (let i = 0; i < records.length; i += chunk) {
+      await publisher.publish(
+        records.slice(i, i + chunk).map((r): OutRecord => ({
+          topic,
+          key: r.key,
+          value: r.value,
+          headers: { wiki: r.wiki, rcid: r.rcid },
+        })),
+      );
+    }
+  } finally {
+    await publisher.disconnect();
+  }
+}
+
+/** A fresh database (not a schema: consumer.ts takes only DATABASE_URL); dispose drops it. */
+export async function freshDatabase(
+  adminUrl: string,
+): Promise<{ url: string; sql: Sql } & AsyncDisposable> {
+  const name = `ws_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+  const admin = connectDb(adminUrl, { max: 1 });
+  await admin.unsafe(`create database ${name}`);
+  await admin.end();
+  const u = new URL(adminUrl);
+  u.pathname = `/${name}`;
+  const url = u.toString();
+  const sql = connectDb(url, { max: 2 });
+  return {
+    url,
+    sql,
+    async [Symbol.asyncDispose]() {
+      await sql.end({ timeout: 5 });
+      const again = connectDb(adminUrl, { max: 1 });
+      await again.unsafe(`drop database if exists ${name} with (force)`)
+        .catch(() => {});
+      await again.end({ timeout: 5 });
+    },
+  };
+}
+
+/**
+ * Asserts the table holds exactly the source records (each (wiki, rcid) once, with the raw row
+ * the source carried) and that the per-minute aggregates equal a recount from the table.
+ */
+export async function assertMatchesSource(
+  sql: Sql,
+  source: ReplayedRecord[],
+): Promise<void> {
+  const want = new Map<string, string>();
+  for (const r of source) {
+    const env = JSON.parse(r.value) as Envelope;
+    want.set(`${r.wiki}:${r.rcid}`, JSON.stringify(sortKeys(env.row)));
+  }
+  const rows = await sql<{ wiki: string; rcid: string; raw: unknown }[]>`
+    select wiki, rcid::text as rcid, raw from wiki_recent_changes`;
+  assert.equal(rows.length, want.size, "row count equals distinct source rows");
+  for (const row of rows) {
+    const key = `${row.wiki}:${row.rcid}`;
+    const raw = want.get(key);
+    assert.ok(raw !== undefined, `unexpected row ${key}`);
+    assert.equal(JSON.stringify(sortKeys(row.raw)), raw, `raw of ${key}`);
+  }
+  await assertAggregatesMatch(sql);
+}
+
+/** Asserts wiki_activity_minute equals a recount from wiki_recent_changes. */
+export async function assertAggregatesMatch(sql: Sql): Promise<void> {
+  const diff = await sql`
+    with recount as (
+      select wiki, date_trunc('minute', event_time) as minute,
+        count(*) as changes,
+        count(*) filter (where change_type = 'edit') as edits,
+        count(*) filter (where change_type = 'new') as new_pages,
+        count(*) filter (where change_type = 'log') as log_events,
+        count(*) filter (where change_type = 'categorize') as categorize,
+        count(*) filter (where is_bot) as bot_changes,
+        count(*) filter (where is_anon) as anon_changes,
+        coalesce(sum(greatest(coalesce(new_len, 0) - coalesce(old_len, 0), 0))
+          filter (where change_type in ('edit', 'new')), 0) as bytes_added,
+        coalesce(sum(greatest(coalesce(old_len, 0) - coalesce(new_len, 0), 0))
+          filter (where change_type in ('edit', 'new')), 0) as bytes_removed
+      from wiki_recent_changes group by 1, 2
+    )
+    select * from (select * from recount except select * from wiki_activity_minute) a
+    union all
+    select * from (select * from wiki_activity_minute except select * from recount) b
+    limit 5`;
+  assert.deepEqual([...diff], [], "aggregates equal a recount");
+}
+
+/** Spawns `deno run -A consumer.ts` against the given topic, group and database. */
+export function spawnConsumer(
+  env: Record<string, string>,
+  args: string[] = [],
+): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "consumer.ts", ...args],
+    cwd: new URL("../../", import.meta.url),
+    env: { HTTP_PORT: "0", LOG_LEVEL: "warn", ...env },
+    stdin: "null",
+    stdout: "null",
+    stderr: Deno.env.get("DEBUG_TESTS") ? "inherit" : "null",
+  }).spawn();
+}
+
+function sortKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sortKeys);
+  if (v && typeof v === "object") {
+    return Object.fromEntries(
+      Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        .map(([k, x]) => [k, sortKeys(x)]),
+    );
+  }
+  return v;
+}
