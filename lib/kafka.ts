@@ -339,7 +339,10 @@ export interface BatchConsumerOptions {
       highWatermark: string;
     },
   ): void;
+  /** Fetch size per partition (a batch is at most about this big); default 1 MiB. */
   maxBytesPerPartition?: number;
+  /** Fetch size per request; default 4 MiB. */
+  maxBytes?: number;
   sessionTimeout?: number;
   /** Partitions handled at once (each on its own DB connection); default 3. */
   concurrency?: number;
@@ -354,6 +357,9 @@ export interface BatchConsumer {
 }
 
 const HEARTBEAT_MS = 3000;
+const MAX_BYTES_PER_PARTITION = Number(
+  Deno.env.get("WS_MBPP") ?? 1024 * 1024,
+);
 /** Heartbeat errors that mean this member no longer owns its partitions. */
 const LOST_MEMBERSHIP = new Set([
   "REBALANCE_IN_PROGRESS",
@@ -379,8 +385,9 @@ export async function runBatchConsumer(
     readUncommitted: false,
     sessionTimeout: options.sessionTimeout ?? 30_000,
     heartbeatInterval: HEARTBEAT_MS,
-    maxBytesPerPartition: options.maxBytesPerPartition ?? 4 * 1024 * 1024,
-    maxBytes: 32 * 1024 * 1024,
+    maxBytesPerPartition: options.maxBytesPerPartition ??
+      MAX_BYTES_PER_PARTITION,
+    maxBytes: options.maxBytes ?? 4 * MAX_BYTES_PER_PARTITION,
     maxWaitTimeInMs: 500,
     allowAutoTopicCreation: false,
   });
@@ -424,8 +431,8 @@ export async function runBatchConsumer(
         topic: batch.topic,
         partition: batch.partition,
         offset: m.offset,
-        key: m.key ? new Uint8Array(m.key) : null,
-        value: m.value ? new Uint8Array(m.value) : null,
+        key: m.key ?? null, // a Buffer is a Uint8Array: no copy
+        value: m.value ?? null,
         headers: headersToStrings(m.headers),
         timestamp: m.timestamp,
       }));

@@ -32,6 +32,8 @@ export interface ProducerOptions {
   since?: string;
   until?: string;
   source?: RecentChangesSource;
+  /** Replaces every wait (backoff and poll interval); tests pass a faster one. */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
 
 /** A running producer. */
@@ -112,6 +114,7 @@ export async function startProducer(
       log,
       signal: options.signal,
       stats: s,
+      sleep: options.sleep,
     }).catch((err) => {
       if (!options.signal.aborted) throw err;
     });
