@@ -98,11 +98,11 @@ Deno.test("producer publishes exactly the recorded set under faults and late row
     }
     for (const f of schedule) fake.faults.get(wiki.host)!.push(f);
     await eventually(
-      async () => producer.stats.get(wiki.host)!.published >= wiki.rows.length,
+      () => producer.stats.get(wiki.host)!.published >= wiki.rows.length,
       60_000,
     );
     await eventually(
-      async () => fake.faults.get(wiki.host)!.length === 0,
+      () => fake.faults.get(wiki.host)!.length === 0,
       30_000,
     );
     await sleep(500); // a few more polls over the overlap: nothing more may appear
