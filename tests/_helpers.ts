@@ -58,7 +58,7 @@ export function captureLogger(
 
 /** Polls `fn` until it returns a truthy value or `timeoutMs` passes. */
 export async function eventually<T>(
-  fn: () => Promise<T | undefined | false>,
+  fn: () => T | undefined | false | Promise<T | undefined | false>,
   timeoutMs = 30_000,
   stepMs = 200,
 ): Promise<T> {
