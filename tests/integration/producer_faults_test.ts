@@ -3,8 +3,8 @@
  * (rcids and timestamps going backwards): exactly the recorded set arrives in Kafka, once each.
  */
 import assert from "node:assert/strict";
-import { startProducer, topicNames } from "../../lib/producer_service.ts";
-import { createKafka, readToEnd } from "../../lib/kafka.ts";
+import { startProducer } from "../../lib/producer_service.ts";
+import { publishedRcids } from "../_kafka.ts";
 import {
   type Fault,
   loadStreamAsApiWiki,
@@ -22,24 +22,6 @@ function prng(seed: number) {
     t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-}
-
-/** Reads every event in the topic: rcid -> number of times published. */
-export async function publishedRcids(
-  config: ReturnType<typeof testConfig>,
-): Promise<Map<string, number>> {
-  const kafka = createKafka({
-    brokers: config.KAFKA_BROKERS,
-    clientId: "test-reader",
-    log: captureLogger("error"),
-  });
-  const counts = new Map<string, number>();
-  await readToEnd(kafka, topicNames(config.KAFKA_TOPIC).events, (r) => {
-    const env = JSON.parse(new TextDecoder().decode(r.value!));
-    const id = String(env.row.rcid);
-    counts.set(id, (counts.get(id) ?? 0) + 1);
-  }, { clientId: "test-reader", log: captureLogger("error") });
-  return counts;
 }
 
 Deno.test("producer publishes exactly the recorded set under faults and late rows", async () => {
