@@ -5,11 +5,13 @@
 #   scripts/services.sh stop
 #   scripts/services.sh env     # prints the settings only
 # Ports: WIKISTREAM_KAFKA_PORT (19092; the controller uses +1), WIKISTREAM_PG_PORT (15432).
+# WIKISTREAM_SERVICES_DIR (.cache/services) holds their data: a test that stops and restarts
+# brokers can run its own pair on other ports and another folder.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache="$root/.cache"
-state="$cache/services"
+state=${WIKISTREAM_SERVICES_DIR:-$cache/services}
 kafka_port=${WIKISTREAM_KAFKA_PORT:-19092}
 controller_port=$((kafka_port + 1))
 pg_port=${WIKISTREAM_PG_PORT:-15432}
