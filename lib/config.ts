@@ -8,7 +8,7 @@ const hostList = z.string().transform((s, ctx) => {
     ctx.addIssue({ code: "custom", message: "Expected at least one entry" });
   }
   for (const h of hosts) {
-    if (!/^[a-z0-9.-]+(:\d+)?$/i.test(h)) {
+    if (h !== "*" && !/^[a-z0-9.-]+(:\d+)?$/i.test(h)) {
       ctx.addIssue({ code: "custom", message: `Invalid host name "${h}"` });
     }
   }
@@ -42,7 +42,17 @@ export const ConfigSchema = z.object({
     .default("postgres://wikistream@127.0.0.1:15432/wiki_data")
     .describe("PostgreSQL connection URL"),
   WIKIS: hostList.default(["en.wikipedia.org"])
-    .describe("Comma-separated wiki host names to follow"),
+    .describe(
+      "Comma-separated wiki host names to follow (`*`: every wiki, EventStreams only)",
+    ),
+  SOURCE: z.enum(["api", "eventstreams"]).default("api")
+    .describe(
+      "`api` polls the Action API per wiki; `eventstreams` follows the SSE stream",
+    ),
+  EVENTSTREAMS_URL: z.url().default(
+    "https://stream.wikimedia.org/v2/stream/recentchange",
+  )
+    .describe("EventStreams recentchange URL (SOURCE=eventstreams)"),
   MEDIAWIKI_API_URL: z.string().refine(
     (s) => s.includes("{host}") && URL.canParse(s.replace("{host}", "h")),
     "Expected a URL template containing {host}",
@@ -101,6 +111,11 @@ export function loadConfig(
       `Invalid configuration: ${names.join(", ")}\n${
         z.prettifyError(result.error)
       }`,
+    );
+  }
+  if (result.data.SOURCE === "api" && result.data.WIKIS.includes("*")) {
+    throw new ConfigError(
+      "Invalid configuration: WIKIS\n✖ `*` (every wiki) needs SOURCE=eventstreams; the API is polled per wiki",
     );
   }
   return Object.freeze(result.data);

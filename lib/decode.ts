@@ -1,6 +1,10 @@
 /** @module Decodes a Kafka record value into a table row, or says exactly why it cannot. */
-import { ApiRowSchema, EnvelopeSchema } from "./schemas.ts";
-import { type ChangeRow, normaliseApiRow } from "./normalise.ts";
+import { ApiRowSchema, EnvelopeSchema, StreamEventSchema } from "./schemas.ts";
+import {
+  type ChangeRow,
+  normaliseApiRow,
+  normaliseStreamEvent,
+} from "./normalise.ts";
 import { DecodeError } from "./errors.ts";
 
 /** Largest value accepted; larger ones are dead-lettered (reason `too_large`). */
@@ -36,6 +40,18 @@ export function decodeValue(value: Uint8Array | null): ChangeRow {
       `Cannot decode record: ${summarise(env.error.issues)}`,
     );
   }
+  const bad = findUnstorableString(env.data);
+  if (bad) throw new DecodeError("bad_text", `Cannot decode record: ${bad}`);
+  if (env.data.source === "eventstreams") {
+    const event = StreamEventSchema.safeParse(env.data.row);
+    if (!event.success) {
+      throw new DecodeError(
+        "bad_row",
+        `Cannot decode record: ${summarise(event.error.issues)}`,
+      );
+    }
+    return normaliseStreamEvent(event.data, env.data.row);
+  }
   const row = ApiRowSchema.safeParse(env.data.row);
   if (!row.success) {
     throw new DecodeError(
@@ -43,12 +59,11 @@ export function decodeValue(value: Uint8Array | null): ChangeRow {
       `Cannot decode record: ${summarise(row.error.issues)}`,
     );
   }
-  const bad = findUnstorableString(env.data);
-  if (bad) throw new DecodeError("bad_text", `Cannot decode record: ${bad}`);
-  return normaliseApiRow(row.data, {
-    wiki: env.data.wiki,
-    serverName: env.data.server_name,
-  }, env.data.row);
+  return normaliseApiRow(
+    row.data,
+    { wiki: env.data.wiki, serverName: env.data.server_name },
+    env.data.row,
+  );
 }
 
 function summarise(issues: { path: PropertyKey[]; message: string }[]): string {

@@ -1,5 +1,5 @@
 /** @module Turns a validated recent-changes row into the typed columns of `wiki_recent_changes`. */
-import type { ApiRow } from "./schemas.ts";
+import type { ApiRow, StreamEvent } from "./schemas.ts";
 
 /** One row of `wiki_recent_changes` (ids as decimal strings: they are 64-bit). */
 export interface ChangeRow {
@@ -120,6 +120,64 @@ export function normaliseApiRow(row: ApiRow, ref: WikiRef, raw: Record<string, u
     action_hidden: row.actionhidden === true,
     raw,
   };
+}
+
+/**
+ * Maps an EventStreams event to columns. Events with an rcid share the key `(wiki, rcid)` with API
+ * rows; log events that never reach the RC table (`id: null`: patrol, abusefilter, tag updates)
+ * get a stable negative rcid derived from `meta.id`, so replays still dedupe. The stream has no
+ * page id, user id, tags or sha1: those stay NULL.
+ */
+export function normaliseStreamEvent(
+  e: StreamEvent,
+  raw: Record<string, unknown>,
+): ChangeRow {
+  const isNew = e.type === "new";
+  const isLog = e.type === "log";
+  const user = e.user ?? null;
+  return {
+    wiki: e.wiki,
+    server_name: e.server_name,
+    rcid: e.id ?? syntheticRcid(e.meta.id),
+    change_type: e.type,
+    namespace: e.namespace ?? null,
+    title: e.title ?? null,
+    page_id: null,
+    rev_id: nonZero(e.revision?.new ?? undefined),
+    old_rev_id: isNew ? null : nonZero(e.revision?.old ?? undefined),
+    user_name: user,
+    user_id: null,
+    is_anon: user !== null && isIpAddress(user),
+    is_temp: user !== null && user.startsWith("~"),
+    is_bot: e.bot === true,
+    is_minor: e.minor === true,
+    is_new: isNew,
+    old_len: isNew || isLog ? null : e.length?.old ?? null,
+    new_len: isLog ? null : e.length?.new ?? null,
+    event_time: new Date(e.timestamp * 1000).toISOString(),
+    comment: e.comment ?? null,
+    tags: [],
+    sha1: null,
+    log_id: isLog ? nonZero(e.log_id ?? undefined) : null,
+    log_type: isLog ? e.log_type ?? null : null,
+    log_action: isLog ? e.log_action ?? null : null,
+    log_params: isLog ? e.log_params ?? null : null,
+    user_hidden: false,
+    comment_hidden: false,
+    action_hidden: false,
+    raw,
+  };
+}
+
+/** A negative bigint (as text) from the first 60 bits of a UUID: never collides with a real rcid. */
+export function syntheticRcid(metaId: string): string {
+  const hex = metaId.replace(/[^0-9a-f]/gi, "").slice(0, 15).padEnd(15, "0");
+  return (-(BigInt(`0x${hex}`) + 1n)).toString();
+}
+
+function isIpAddress(name: string): boolean {
+  return /^\d{1,3}(\.\d{1,3}){3}$/.test(name) ||
+    (/^[0-9a-f:]+$/i.test(name) && name.includes(":"));
 }
 
 /** The Kafka message key: wiki and page, so one page's changes stay in one partition, in order. */

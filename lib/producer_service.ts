@@ -14,6 +14,11 @@ import {
   type RecentChangesSource,
 } from "./wikimedia.ts";
 import type { CheckResult } from "./http.ts";
+import {
+  followEventStream,
+  STREAM_CHECKPOINT_KEY,
+  type StreamCheckpoint,
+} from "./stream_producer.ts";
 
 /** Topic names derived from KAFKA_TOPIC. */
 export function topicNames(topic: string) {
@@ -74,51 +79,85 @@ export async function startProducer(
     log,
   });
   const restored = new Map<string, CheckpointValue>();
-  for (
-    const [wiki, value] of await readCompacted(kafka, topics.checkpoints, {
-      clientId: config.KAFKA_CLIENT_ID,
-      log,
-      signal: options.signal,
-    })
-  ) {
+  let streamCheckpoint: StreamCheckpoint | undefined;
+  const stored = await readCompacted(kafka, topics.checkpoints, {
+    clientId: config.KAFKA_CLIENT_ID,
+    log,
+    signal: options.signal,
+  });
+  for (const [key, value] of stored) {
     try {
-      const v = JSON.parse(value) as CheckpointValue;
-      if (v.v === 1 && typeof v.last_ts === "string" && Array.isArray(v.seen)) {
-        restored.set(wiki, v);
-      } else log.warn("ignoring unknown checkpoint", { wiki });
+      const v = JSON.parse(value);
+      if (
+        key === STREAM_CHECKPOINT_KEY && v.v === 1 &&
+        typeof v.last_event_id === "string"
+      ) {
+        streamCheckpoint = v;
+      } else if (
+        v.v === 1 && typeof v.last_ts === "string" && Array.isArray(v.seen)
+      ) {
+        restored.set(key, v);
+      } else log.warn("ignoring unknown checkpoint", { key });
     } catch (err) {
-      log.warn("ignoring unreadable checkpoint", { wiki, err });
+      log.warn("ignoring unreadable checkpoint", { key, err });
     }
   }
-  log.info("checkpoints restored", { wikis: [...restored.keys()] });
-  const source = options.source ?? createWikimediaClient({
-    apiUrlTemplate: config.MEDIAWIKI_API_URL,
-    userAgent: config.USER_AGENT,
-    timeoutMs: config.HTTP_TIMEOUT_MS,
+  log.info("checkpoints restored", {
+    wikis: [...restored.keys()],
+    eventstreams: streamCheckpoint?.last_event_id ?? null,
   });
   const stats = new Map<string, PollerStats>();
   const started = Date.now();
-  const done = Promise.all(config.WIKIS.map((host) => {
+  let done: Promise<void>;
+  if (config.SOURCE === "eventstreams") {
     const s = newPollerStats();
-    stats.set(host, s);
-    return pollWiki({
-      host,
-      source,
+    stats.set("eventstreams", s);
+    done = followEventStream({
+      url: config.EVENTSTREAMS_URL,
+      userAgent: config.USER_AGENT,
+      wikis: config.WIKIS,
       publisher,
       topics,
-      restored,
-      overlapMs: config.POLL_OVERLAP_SECONDS * 1000,
-      pollIntervalMs: config.POLL_INTERVAL_MS,
+      restored: streamCheckpoint,
       since: options.since,
-      until: options.until,
       log,
       signal: options.signal,
       stats: s,
-      sleep: options.sleep,
-    }).catch((err) => {
+    }).catch((err: unknown) => {
       if (!options.signal.aborted) throw err;
     });
-  })).then(() => {});
+  } else {
+    done = pollAll();
+  }
+
+  function pollAll(): Promise<void> {
+    const source = options.source ?? createWikimediaClient({
+      apiUrlTemplate: config.MEDIAWIKI_API_URL,
+      userAgent: config.USER_AGENT,
+      timeoutMs: config.HTTP_TIMEOUT_MS,
+    });
+    return Promise.all(config.WIKIS.map((host) => {
+      const s = newPollerStats();
+      stats.set(host, s);
+      return pollWiki({
+        host,
+        source,
+        publisher,
+        topics,
+        restored,
+        overlapMs: config.POLL_OVERLAP_SECONDS * 1000,
+        pollIntervalMs: config.POLL_INTERVAL_MS,
+        since: options.since,
+        until: options.until,
+        log,
+        signal: options.signal,
+        stats: s,
+        sleep: options.sleep,
+      }).catch((err) => {
+        if (!options.signal.aborted) throw err;
+      });
+    })).then(() => {});
+  }
 
   const stallMs = Math.max(120_000, config.POLL_INTERVAL_MS * 10);
   return {

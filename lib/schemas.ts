@@ -75,10 +75,47 @@ export const ApiResponseSchema = z.looseObject({
 /** A parsed Action API response. */
 export type ApiResponse = z.infer<typeof ApiResponseSchema>;
 
+/** One EventStreams `mediawiki.recentchange` event (2018 and 2020+ schemas); unknown keys kept. */
+export const StreamEventSchema = z.looseObject({
+  meta: z.looseObject({
+    id: z.string().min(1),
+    dt: z.string().optional(),
+    domain: z.string().optional(),
+  }),
+  id: Id.nullable().optional(),
+  type: z.enum(["edit", "new", "log", "categorize", "external"]),
+  namespace: z.number().int().optional(),
+  title: z.string().optional(),
+  comment: z.string().optional(),
+  timestamp: z.number().int().nonnegative(),
+  user: z.string().optional(),
+  bot: z.boolean().optional(),
+  minor: z.boolean().optional(),
+  length: z.looseObject({
+    old: Length.nullable().optional(),
+    new: Length.nullable().optional(),
+  })
+    .optional(),
+  revision: z.looseObject({
+    old: Id.nullable().optional(),
+    new: Id.nullable().optional(),
+  })
+    .optional(),
+  wiki: z.string().min(1),
+  server_name: z.string().min(1),
+  log_id: Id.nullable().optional(),
+  log_type: z.string().nullable().optional(),
+  log_action: z.string().nullable().optional(),
+  log_params: z.unknown().optional(),
+});
+
+/** A validated EventStreams event. */
+export type StreamEvent = z.infer<typeof StreamEventSchema>;
+
 /** The versioned Kafka message value: the complete source row plus where it came from. */
 export const EnvelopeSchema = z.object({
   v: z.literal(1),
-  source: z.literal("action_api"),
+  source: z.enum(["action_api", "eventstreams"]),
   wiki: z.string().min(1),
   server_name: z.string().min(1),
   fetched_at: z.iso.datetime({ offset: true }),
