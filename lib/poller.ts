@@ -6,6 +6,7 @@ import type { RecentChangesSource, SiteInfo } from "./wikimedia.ts";
 import type { Logger } from "./log.ts";
 import { backoffDelay, retryAfterOf, sleep as defaultSleep } from "./retry.ts";
 import type { OutRecord } from "./kafka.ts";
+import type { ProgressReporter } from "./progress.ts";
 
 /** Publishes one page's records atomically (events, rejects and the checkpoint together). */
 export interface Publisher {
@@ -40,6 +41,8 @@ export interface PollerOptions {
   stats?: PollerStats;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   now?: () => number;
+  /** Draws backfill progress (a terminal bar); log lines carry `progress` either way. */
+  progress?: ProgressReporter;
 }
 
 /** Fresh zeroed counters. */
@@ -208,12 +211,14 @@ export async function pollWiki(options: PollerOptions): Promise<void> {
               topic: options.topics.rejects,
             });
           }
+          const done = progress(firstMs, cursor.lastMs, options.until, now());
           wlog.info("published", {
             rows: fresh.length,
             rejected: rejects,
             last_ts: new Date(cursor.lastMs).toISOString(),
-            progress: progress(firstMs, cursor.lastMs, options.until, now()),
+            progress: done,
           });
+          options.progress?.(wiki, done, new Date(cursor.lastMs).toISOString());
         }
         stats.lastSuccessMs = now();
         failures = 0;
@@ -224,6 +229,7 @@ export async function pollWiki(options: PollerOptions): Promise<void> {
       continue;
     }
     if (options.until) {
+      options.progress?.(wiki, 1, "done");
       wlog.info("backfill complete", {
         until: options.until,
         published: stats.published,

@@ -14,6 +14,7 @@ import {
   type RecentChangesSource,
 } from "./wikimedia.ts";
 import type { CheckResult } from "./http.ts";
+import { terminalProgress } from "./progress.ts";
 import {
   followEventStream,
   STREAM_CHECKPOINT_KEY,
@@ -131,6 +132,7 @@ export async function startProducer(
   }
 
   function pollAll(): Promise<void> {
+    const progress = options.since ? terminalProgress() : undefined;
     const source = options.source ?? createWikimediaClient({
       apiUrlTemplate: config.MEDIAWIKI_API_URL,
       userAgent: config.USER_AGENT,
@@ -153,6 +155,7 @@ export async function startProducer(
         signal: options.signal,
         stats: s,
         sleep: options.sleep,
+        progress,
       }).catch((err) => {
         if (!options.signal.aborted) throw err;
       });
