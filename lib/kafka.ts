@@ -357,9 +357,7 @@ export interface BatchConsumer {
 }
 
 const HEARTBEAT_MS = 3000;
-const MAX_BYTES_PER_PARTITION = Number(
-  Deno.env.get("WS_MBPP") ?? 1024 * 1024,
-);
+const MAX_BYTES_PER_PARTITION = 1024 * 1024;
 /** Heartbeat errors that mean this member no longer owns its partitions. */
 const LOST_MEMBERSHIP = new Set([
   "REBALANCE_IN_PROGRESS",
