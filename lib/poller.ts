@@ -129,77 +129,19 @@ export async function pollWiki(options: PollerOptions): Promise<void> {
           continue: cont,
         }, { signal });
         stats.polls++;
-        const records: OutRecord[] = [];
-        const fresh: { rcid: string; timestampMs: number }[] = [];
-        const inPage = new Set<string>();
-        const rejectedIds: { rcid: string; timestampMs: number }[] = [];
-        const fetchedAt = new Date(now()).toISOString();
-        for (const raw of page.rows) {
-          const parsed = ApiRowSchema.safeParse(raw);
-          if (!parsed.success) {
-            // Remember a bad row's rcid (when it has one) so the overlap does not reject it again.
-            const id = rawRcid(raw);
-            if (id && (cursor.has(id) || inPage.has(id))) continue;
-            if (id) {
-              inPage.add(id);
-              // A bad row never moves the cursor forward (its timestamp is not trusted).
-              rejectedIds.push({
-                rcid: id,
-                timestampMs: Math.min(
-                  rawTime(raw) ?? cursor.lastMs,
-                  cursor.lastMs,
-                ),
-              });
-            }
-            records.push(
-              rejectRecord(
-                options.topics.rejects,
-                wiki,
-                raw,
-                parsed.error.issues,
-                fetchedAt,
-              ),
-            );
-            continue;
-          }
-          const row = parsed.data;
-          if (cursor.has(row.rcid) || inPage.has(row.rcid)) {
-            stats.duplicates++;
-            continue;
-          }
-          const envelope: Envelope = {
-            v: 1,
-            source: "action_api",
-            wiki,
-            server_name: serverName,
-            fetched_at: fetchedAt,
-            row: raw as Record<string, unknown>,
-          };
-          records.push({
-            topic: options.topics.events,
-            key: messageKey(wiki, row),
-            value: JSON.stringify(envelope),
-            headers: { wiki, rcid: row.rcid },
-          });
-          inPage.add(row.rcid);
-          fresh.push({
-            rcid: row.rcid,
-            timestampMs: Date.parse(row.timestamp),
-          });
-        }
-        const rejects = records.length - fresh.length;
+        const built = buildPage(page.rows, {
+          cursor,
+          wiki,
+          host,
+          serverName,
+          topics: options.topics,
+          overlapMs: options.overlapMs,
+          now: new Date(now()),
+        });
+        const { records, fresh, next } = built;
+        stats.duplicates += built.duplicates;
+        const rejects = built.rejected;
         if (records.length > 0) {
-          const next = cursor.advance(
-            [...fresh, ...rejectedIds],
-            options.overlapMs,
-          );
-          records.push({
-            topic: options.topics.checkpoints,
-            key: wiki,
-            value: JSON.stringify(
-              next.toCheckpoint(wiki, host, new Date(now())),
-            ),
-          });
           await options.publisher.publish(records);
           cursor = next;
           stats.published += fresh.length;
@@ -238,6 +180,91 @@ export async function pollWiki(options: PollerOptions): Promise<void> {
     }
     await sleep(options.pollIntervalMs, signal).catch(() => {});
   }
+}
+
+/** Options for {@linkcode buildPage}. */
+export interface BuildPageOptions {
+  cursor: Cursor;
+  wiki: string;
+  host: string;
+  serverName: string;
+  topics: { events: string; checkpoints: string; rejects: string };
+  overlapMs: number;
+  now: Date;
+}
+
+/** What one page becomes: the records of its transaction and the cursor after it. */
+export interface BuiltPage {
+  /** Events, rejects and (when anything is new) the checkpoint, in publish order. */
+  records: OutRecord[];
+  fresh: { rcid: string; timestampMs: number }[];
+  next: Cursor;
+  duplicates: number;
+  rejected: number;
+}
+
+/** Validates a page's rows, drops the ones already published, and builds its transaction. */
+export function buildPage(
+  rows: unknown[],
+  options: BuildPageOptions,
+): BuiltPage {
+  const { cursor, wiki, serverName, topics } = options;
+  const fetchedAt = options.now.toISOString();
+  const records: OutRecord[] = [];
+  const fresh: { rcid: string; timestampMs: number }[] = [];
+  const inPage = new Set<string>();
+  const rejectedIds: { rcid: string; timestampMs: number }[] = [];
+  let duplicates = 0;
+  for (const raw of rows) {
+    const parsed = ApiRowSchema.safeParse(raw);
+    if (!parsed.success) {
+      // Remember a bad row's rcid (when it has one) so the overlap does not reject it again.
+      const id = rawRcid(raw);
+      if (id && (cursor.has(id) || inPage.has(id))) continue;
+      if (id) {
+        inPage.add(id);
+        // A bad row never moves the cursor forward (its timestamp is not trusted).
+        const ts = Math.min(rawTime(raw) ?? cursor.lastMs, cursor.lastMs);
+        rejectedIds.push({ rcid: id, timestampMs: ts });
+      }
+      records.push(
+        rejectRecord(topics.rejects, wiki, raw, parsed.error.issues, fetchedAt),
+      );
+      continue;
+    }
+    const row = parsed.data;
+    if (cursor.has(row.rcid) || inPage.has(row.rcid)) {
+      duplicates++;
+      continue;
+    }
+    const envelope: Envelope = {
+      v: 1,
+      source: "action_api",
+      wiki,
+      server_name: serverName,
+      fetched_at: fetchedAt,
+      row: raw as Record<string, unknown>,
+    };
+    records.push({
+      topic: topics.events,
+      key: messageKey(wiki, row),
+      value: JSON.stringify(envelope),
+      headers: { wiki, rcid: row.rcid },
+    });
+    inPage.add(row.rcid);
+    fresh.push({ rcid: row.rcid, timestampMs: Date.parse(row.timestamp) });
+  }
+  const rejected = records.length - fresh.length;
+  let next = cursor;
+  if (records.length > 0) {
+    next = cursor.advance([...fresh, ...rejectedIds], options.overlapMs);
+    records.push({
+      topic: topics.checkpoints,
+      key: wiki,
+      value: JSON.stringify(next.toCheckpoint(wiki, options.host, options.now)),
+    });
+  }
+  return { records, fresh, next, duplicates, rejected };
 }
 
 function progress(
