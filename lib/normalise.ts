@@ -114,7 +114,7 @@ export function normaliseApiRow(row: ApiRow, ref: WikiRef, raw: Record<string, u
     log_id: isLog ? nonZero(row.logid) : null,
     log_type: isLog ? row.logtype ?? null : null,
     log_action: isLog ? row.logaction ?? null : null,
-    log_params: isLog ? logParams(row) : null,
+    log_params: isLog ? logParams(row, raw) : null,
     user_hidden: userHidden,
     comment_hidden: row.commenthidden === true,
     action_hidden: row.actionhidden === true,
@@ -138,7 +138,7 @@ export function normaliseStreamEvent(
   return {
     wiki: e.wiki,
     server_name: e.server_name,
-    rcid: e.id ?? syntheticRcid(e.meta.id),
+    rcid: nonZero(e.id) ?? syntheticRcid(e.meta.id),
     change_type: e.type,
     namespace: e.namespace ?? null,
     title: e.title ?? null,
@@ -190,15 +190,19 @@ export function messageKey(
   return `${wiki}:rc${row.rcid}`;
 }
 
-function nonZero(id: string | undefined): string | null {
-  return id === undefined || id === "0" ? null : id;
+function nonZero(id: string | number | null | undefined): string | null {
+  if (id === undefined || id === null) return null;
+  const text = typeof id === "number"
+    ? String(id)
+    : id.replace(/^0+(?=\d)/, "");
+  return text === "0" ? null : text;
 }
 
 /** fv2 `logparams` as is; legacy fv1 rows carry their parameters as extra keys instead. */
-function logParams(row: ApiRow): unknown {
+function logParams(row: ApiRow, raw: Record<string, unknown>): unknown {
   if (row.logparams !== undefined) return row.logparams;
   const extra: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(row)) {
+  for (const [k, v] of Object.entries(raw)) {
     if (!KNOWN_KEYS.has(k)) extra[k] = v;
   }
   return Object.keys(extra).length > 0 ? extra : null;

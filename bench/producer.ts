@@ -1,0 +1,139 @@
+/**
+ * @module Producer bench: time to parse, validate and publish one 500-row page (the recorded
+ * lvwiki rows, replayed five times with shifted rcids), one Kafka transaction per page.
+ */
+import {
+  createKafka,
+  createTransactionalPublisher,
+  ensureTopics,
+} from "../lib/kafka.ts";
+import { buildPage } from "../lib/poller.ts";
+import { Cursor } from "../lib/cursor.ts";
+import type { Logger } from "../lib/log.ts";
+import { loadRecordedWikis } from "../tests/fake_mediawiki.ts";
+
+/** Options for {@linkcode runProducerBench}. */
+export interface ProducerBenchOptions {
+  brokers: string;
+  log: Logger;
+  say: (line: string) => void;
+  pages?: number;
+}
+
+/** Figures of the producer section (milliseconds per 500-row page). */
+export interface ProducerBenchResult {
+  page_rows: number;
+  pages: number;
+  page_ms_median: number;
+  page_ms_p95: number;
+  parse_validate_ms_median: number;
+  publish_ms_median: number;
+}
+
+/** Runs the section against a real broker; returns the figures. */
+export async function runProducerBench(
+  options: ProducerBenchOptions,
+): Promise<ProducerBenchResult> {
+  const pages = options.pages ?? 60;
+  const id = crypto.randomUUID().slice(0, 8);
+  const topics = {
+    events: `bench.${id}.rc`,
+    checkpoints: `bench.${id}.rc.checkpoints`,
+    rejects: `bench.${id}.rc.rejects`,
+  };
+  const kafka = createKafka({
+    brokers: options.brokers.split(","),
+    clientId: `bench-${id}`,
+    log: options.log,
+  });
+  await ensureTopics(kafka, [
+    { topic: topics.events, partitions: 3 },
+    {
+      topic: topics.checkpoints,
+      partitions: 1,
+      config: { "cleanup.policy": "compact" },
+    },
+    { topic: topics.rejects, partitions: 1 },
+  ]);
+  const publisher = await createTransactionalPublisher(kafka, {
+    transactionalId: `bench-${id}`,
+    log: options.log,
+  });
+  const lv = loadRecordedWikis().find((w) => w.host === "lv.wikipedia.org")!;
+  // The API answer a page would be: 500 recorded rows, rcids shifted so every page is new.
+  const bodies = Array.from({ length: pages + 5 }, (_, p) =>
+    JSON.stringify({
+      batchcomplete: true,
+      query: {
+        recentchanges: Array.from({ length: 5 }, (_, k) =>
+          lv.rows.map((r) => ({
+            ...r,
+            rcid: Number(r.rcid) + (p * 5 + k + 1) * 10_000_000,
+          }))).flat(),
+      },
+    }));
+  const total: number[] = [], prep: number[] = [], pub: number[] = [];
+  let cursor = Cursor.at("2020-04-01T00:00:00Z");
+  try {
+    for (const [i, body] of bodies.entries()) {
+      const t0 = performance.now();
+      const rows = JSON.parse(body).query.recentchanges as unknown[];
+      const built = buildPage(rows, {
+        cursor,
+        wiki: "lvwiki",
+        host: lv.host,
+        serverName: lv.servername,
+        topics,
+        overlapMs: 120_000,
+        now: new Date(),
+      });
+      const t1 = performance.now();
+      await publisher.publish(built.records);
+      const t2 = performance.now();
+      cursor = built.next;
+      if (built.fresh.length !== 500) {
+        throw new Error(`Expected 500 new rows, got ${built.fresh.length}`);
+      }
+      if (i < 5) continue; // warm-up
+      prep.push(t1 - t0);
+      pub.push(t2 - t1);
+      total.push(t2 - t0);
+    }
+  } finally {
+    await publisher.disconnect();
+  }
+  const result = {
+    page_rows: 500,
+    pages,
+    page_ms_median: round(quantile(total, 0.5)),
+    page_ms_p95: round(quantile(total, 0.95)),
+    parse_validate_ms_median: round(quantile(prep, 0.5)),
+    publish_ms_median: round(quantile(pub, 0.5)),
+  };
+  options.say(
+    `producer: 500-row page parse+validate+publish median ${result.page_ms_median} ms, p95 ${result.page_ms_p95} ms ` +
+      `(parse+validate ${result.parse_validate_ms_median} ms, transaction ${result.publish_ms_median} ms; target <= 20 ms)`,
+  );
+  return result;
+}
+
+function quantile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? NaN;
+}
+
+function round(x: number): number {
+  return Math.round(x * 10) / 10;
+}
+
+if (import.meta.main) {
+  const { createLogger } = await import("../lib/log.ts");
+  const say = (line: string) =>
+    Deno.stdout.writeSync(new TextEncoder().encode(line + "\n"));
+  const r = await runProducerBench({
+    brokers: Deno.env.get("KAFKA_BROKERS") ?? "127.0.0.1:19092",
+    log: createLogger({ service: "bench", level: "warn" }),
+    say,
+  });
+  say(JSON.stringify(r));
+}
