@@ -162,7 +162,8 @@ export async function startProducer(
     })).then(() => {});
   }
 
-  const stallMs = Math.max(120_000, config.POLL_INTERVAL_MS * 10);
+  // A poll may legitimately wait out long backoffs (capped at 5 min), so never less than 3 intervals.
+  const stallMs = Math.max(config.HEALTH_STALL_SECONDS * 1000, config.POLL_INTERVAL_MS * 3);
   return {
     done,
     stats,
