@@ -19,7 +19,16 @@ const Id = z.union([
 /** A flag: fv2 booleans, or fv1 presence flags (`""` when set). */
 const Flag = z.union([z.boolean(), z.literal("")]);
 
-const Length = z.number().int().nonnegative().max(2 ** 53);
+/** Columns namespace, old_len and new_len are int4: a larger value would fail the COPY. */
+const Int4 = z.number().int().min(-(2 ** 31)).max(2 ** 31 - 1);
+const Length = Int4.nonnegative();
+
+/** The range PostgreSQL timestamptz and `toISOString()` agree on: years 1 to 9999 (UTC). */
+const MAX_EPOCH_SECONDS = 253_402_300_799;
+const Timestamp = z.iso.datetime({ offset: true }).refine((s) => {
+  const y = new Date(s).getUTCFullYear();
+  return y >= 1 && y <= 9999;
+}, "Timestamp outside years 1-9999");
 
 const ID_KEYS = [
   "rcid",
@@ -46,8 +55,8 @@ const FLAG_KEYS = [
 const ApiRowInputSchema = z.object({
   type: z.enum(["edit", "new", "log", "categorize", "external"]),
   rcid: Id,
-  timestamp: z.iso.datetime({ offset: true }),
-  ns: z.number().int().optional(),
+  timestamp: Timestamp,
+  ns: Int4.optional(),
   title: z.string().optional(),
   pageid: Id.optional(),
   revid: Id.optional(),
@@ -139,10 +148,10 @@ export const StreamEventSchema = z.looseObject({
   }),
   id: Id.nullable().optional(),
   type: z.enum(["edit", "new", "log", "categorize", "external"]),
-  namespace: z.number().int().optional(),
+  namespace: Int4.optional(),
   title: z.string().optional(),
   comment: z.string().optional(),
-  timestamp: z.number().int().nonnegative(),
+  timestamp: z.number().int().nonnegative().max(MAX_EPOCH_SECONDS),
   user: z.string().optional(),
   bot: z.boolean().optional(),
   minor: z.boolean().optional(),
