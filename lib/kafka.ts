@@ -381,7 +381,9 @@ export async function runBatchConsumer(
   const consumer: Consumer = kafka.consumer({
     groupId: options.groupId,
     readUncommitted: false,
-    sessionTimeout: options.sessionTimeout ?? 30_000,
+    // A member that died (kill -9) keeps its partitions until this expires; heartbeats continue
+    // during long batches (timer below), so a short timeout costs nothing while alive.
+    sessionTimeout: options.sessionTimeout ?? 10_000,
     heartbeatInterval: HEARTBEAT_MS,
     maxBytesPerPartition: options.maxBytesPerPartition ??
       MAX_BYTES_PER_PARTITION,

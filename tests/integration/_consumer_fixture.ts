@@ -4,6 +4,7 @@ import { connectDb, type Sql } from "../../lib/db.ts";
 import {
   createTransactionalPublisher,
   ensureTopics,
+  fetchLag,
   type Kafka,
   type OutRecord,
 } from "../../lib/kafka.ts";
@@ -192,4 +193,39 @@ function sortKeys(v: unknown): unknown {
     );
   }
   return v;
+}
+
+/** Committed offset per partition of a group (null when none), from the broker. */
+export async function committedOffsets(
+  kafka: Kafka,
+  groupId: string,
+  topic: string,
+): Promise<Map<number, bigint | null>> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const lag = await fetchLag(admin, { groupId, topic });
+    return new Map(
+      lag.map((p) => [p.partition, p.committed ? BigInt(p.committed) : null]),
+    );
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Runs `scripts/services.sh <command>` (start-pg, stop-pg, ...); throws when it fails. */
+export async function services(command: string): Promise<void> {
+  const out = await new Deno.Command("bash", {
+    args: ["scripts/services.sh", command],
+    cwd: new URL("../../", import.meta.url),
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    throw new Error(
+      `Cannot run services.sh ${command}: ${
+        new TextDecoder().decode(out.stderr)
+      }`,
+    );
+  }
 }
