@@ -85,12 +85,17 @@ export async function startConsumer(
   const started = Date.now();
   let lastActivity = Date.now();
   let lastLag: { total: bigint; at: number } = { total: -1n, at: 0 };
-  const handle = createBatchHandler({
-    // DeadLetter carries the original key, bytes and the dlq.* headers the DLQ record needs.
-    sink: createSink(sql, {
+  // The sink owns a pool of its own, which it replaces after a connection failure.
+  const sink = createSink(
+    () => connectDb(config.DATABASE_URL, { schema: options.schema, max: 2 }),
+    {
       log,
+      // DeadLetter carries the original key, bytes and the dlq.* headers the DLQ record needs.
       deadLetters: { publish: (d) => dlq.send(d) },
-    }),
+    },
+  );
+  const handle = createBatchHandler({
+    sink,
     log,
     signal: options.signal,
     stats,
@@ -209,6 +214,7 @@ export async function startConsumer(
       await consumer.stop();
       await dlq.disconnect().catch(() => {});
       await admin.disconnect().catch(() => {});
+      await sink.close();
       await sql.end({ timeout: 5 });
     },
   };

@@ -163,7 +163,10 @@ export async function startProducer(
   }
 
   // A poll may legitimately wait out long backoffs (capped at 5 min), so never less than 3 intervals.
-  const stallMs = Math.max(config.HEALTH_STALL_SECONDS * 1000, config.POLL_INTERVAL_MS * 3);
+  const stallMs = Math.max(
+    config.HEALTH_STALL_SECONDS * 1000,
+    config.POLL_INTERVAL_MS * 3,
+  );
   return {
     done,
     stats,

@@ -36,6 +36,8 @@ export interface WriteResult {
 export interface Sink {
   /** Writes rows and dead letters in one transaction; resolves after commit. */
   write(rows: SinkRow[], deadLetters?: DeadLetter[]): Promise<WriteResult>;
+  /** Closes the pool the sink opened itself (when given a factory). */
+  close(): Promise<void>;
 }
 
 /** Publishes dead letters elsewhere (the DLQ topic); resolves once they are durable there. */
@@ -52,6 +54,8 @@ export interface SinkOptions {
    * `write` call, even when the write is retried inside it.
    */
   deadLetters?: DeadLetterPublisher;
+  /** A write (COPY + merge + commit) that takes longer fails and is retried on a new pool. */
+  writeTimeoutMs?: number;
 }
 
 /** The columns written, in COPY order. */
@@ -93,7 +97,22 @@ export const COLUMNS = [
 const JSON_COLUMNS = new Set<string>(["log_params", "raw"]);
 
 /** Creates the sink. Poison rows that PostgreSQL rejects are isolated and dead-lettered. */
-export function createSink(sql: Sql, options: SinkOptions): Sink {
+/**
+ * Creates the sink. Given a pool factory, the sink owns its pool and replaces it after a
+ * connection failure or a write timeout: postgres.js 3.4 can leave a connection that died in the
+ * middle of COPY stuck for good, so after a PostgreSQL restart only a new pool recovers.
+ */
+export function createSink(db: Sql | (() => Sql), options: SinkOptions): Sink {
+  const factory = "begin" in db ? undefined : db as () => Sql;
+  let sql: Sql = factory ? factory() : db as Sql;
+  const timeoutMs = options.writeTimeoutMs ?? 120_000;
+  function replacePool() {
+    if (!factory) return;
+    const old = sql;
+    sql = factory();
+    old.end({ timeout: 0 }).catch(() => {});
+    options.log.warn("database pool replaced after a connection failure");
+  }
   const cols = COLUMNS.join(", ");
   const published = new WeakSet<DeadLetter>();
   async function publish(deadLetters: DeadLetter[]): Promise<void> {
@@ -107,37 +126,40 @@ export function createSink(sql: Sql, options: SinkOptions): Sink {
     deadLetters: DeadLetter[],
   ): Promise<number> {
     await publish(deadLetters);
-    return await sql.begin(async (tx) => {
-      let inserted = 0;
-      if (rows.length > 0) {
-        await tx.unsafe(
-          `create temp table if not exists wikistream_stage
+    return await withTimeout(
+      timeoutMs,
+      sql.begin(async (tx) => {
+        let inserted = 0;
+        if (rows.length > 0) {
+          await tx.unsafe(
+            `create temp table if not exists wikistream_stage
              (like wiki_recent_changes including defaults) on commit delete rows`,
-        );
-        const writable = await tx.unsafe(
-          `copy pg_temp.wikistream_stage (${cols}) from stdin`,
-        )
-          .writable();
-        await pipeline(Readable.from(copyChunks(rows)), writable);
-        const [res] = await tx.unsafe(MERGE_SQL.replaceAll("$COLS", cols));
-        inserted = Number(res?.inserted ?? 0);
-      }
-      if (deadLetters.length > 0) {
-        await tx`insert into dead_letters ${
-          tx(deadLetters.map((d) => ({
-            topic: d.topic,
-            partition: d.partition,
-            offset: d.offset,
-            key: d.key ? Buffer.from(d.key) : null,
-            value: d.value ? Buffer.from(d.value) : null,
-            headers: d.headers as never,
-            reason: d.reason,
-            error: d.error,
-          })))
-        } on conflict (topic, partition, "offset") do nothing`;
-      }
-      return inserted;
-    });
+          );
+          const writable = await tx.unsafe(
+            `copy pg_temp.wikistream_stage (${cols}) from stdin`,
+          )
+            .writable();
+          await pipeline(Readable.from(copyChunks(rows)), writable);
+          const [res] = await tx.unsafe(MERGE_SQL.replaceAll("$COLS", cols));
+          inserted = Number(res?.inserted ?? 0);
+        }
+        if (deadLetters.length > 0) {
+          await tx`insert into dead_letters ${
+            tx(deadLetters.map((d) => ({
+              topic: d.topic,
+              partition: d.partition,
+              offset: d.offset,
+              key: d.key ? Buffer.from(d.key) : null,
+              value: d.value ? Buffer.from(d.value) : null,
+              headers: d.headers as never,
+              reason: d.reason,
+              error: d.error,
+            })))
+          } on conflict (topic, partition, "offset") do nothing`;
+        }
+        return inserted;
+      }),
+    );
   }
 
   async function write(
@@ -152,6 +174,7 @@ export function createSink(sql: Sql, options: SinkOptions): Sink {
         deadLettered: deadLetters,
       };
     } catch (err) {
+      if (isConnectionFailure(err)) replacePool();
       if (!isDataError(err) || rows.length === 0) throw err;
       // A row PostgreSQL rejects (bad data) must not stall the partition: bisect to find it.
       if (rows.length === 1) {
@@ -178,7 +201,38 @@ export function createSink(sql: Sql, options: SinkOptions): Sink {
       };
     }
   }
-  return { write };
+  return {
+    write,
+    async close() {
+      if (factory) await sql.end({ timeout: 5 });
+    },
+  };
+}
+
+/** Rejects with a retriable WRITE_TIMEOUT error when `p` takes longer than `ms`. */
+function withTimeout<T>(ms: number, p: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const err = Object.assign(
+        new Error(`Database write timed out after ${ms} ms`),
+        {
+          code: "WRITE_TIMEOUT",
+          retriable: true,
+        },
+      );
+      reject(err);
+    }, ms);
+  });
+  p.catch(() => {}); // a timed-out write may still reject later
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Anything but an error PostgreSQL itself answered on a live connection (class 08/57 aside). */
+function isConnectionFailure(err: unknown): boolean {
+  const e = err as { name?: string; code?: unknown };
+  if (e?.name !== "PostgresError") return true;
+  return typeof e.code === "string" && /^(08|57)/.test(e.code);
 }
 
 const MERGE_SQL = `

@@ -36,6 +36,9 @@ const ctx: BatchContext = {
 class FlakySink implements Sink {
   failures: number;
   writes: { rows: SinkRow[]; deadLetters: DeadLetter[] }[] = [];
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
   constructor(failures: number) {
     this.failures = failures;
   }
