@@ -11,6 +11,7 @@ import { DecodeError } from "./errors.ts";
 export const MAX_VALUE_BYTES = 1_000_000;
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
+const MAYBE_UNSTORABLE = /\\u(0000|[dD][89a-fA-F])/;
 
 /** Decodes one record value; throws DecodeError with a reason on bad input. */
 export function decodeValue(value: Uint8Array | null): ChangeRow {
@@ -24,8 +25,10 @@ export function decodeValue(value: Uint8Array | null): ChangeRow {
     );
   }
   let json: unknown;
+  let text: string;
   try {
-    json = JSON.parse(decoder.decode(value));
+    text = decoder.decode(value);
+    json = JSON.parse(text);
   } catch (err) {
     throw new DecodeError(
       "not_json",
@@ -40,7 +43,11 @@ export function decodeValue(value: Uint8Array | null): ChangeRow {
       `Cannot decode record: ${summarise(env.error.issues)}`,
     );
   }
-  const bad = findUnstorableString(env.data);
+  // Raw control characters are invalid in JSON and invalid UTF-8 was refused above, so a NUL or a
+  // lone surrogate can only arrive as a \u escape: walk the values only when one may be there.
+  // Likewise nesting deeper than 64 needs more than 64 openers.
+  const walk = MAYBE_UNSTORABLE.test(text) || openers(text) > 64;
+  const bad = walk ? findUnstorableString(env.data) : null;
   if (bad) throw new DecodeError("bad_text", `Cannot decode record: ${bad}`);
   if (env.data.source === "eventstreams") {
     const event = StreamEventSchema.safeParse(env.data.row);
@@ -64,6 +71,16 @@ export function decodeValue(value: Uint8Array | null): ChangeRow {
     { wiki: env.data.wiki, serverName: env.data.server_name },
     env.data.row,
   );
+}
+
+/** How many `{` and `[` the text holds (an upper bound of its nesting depth). */
+function openers(text: string): number {
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 123 || c === 91) n++;
+  }
+  return n;
 }
 
 function summarise(issues: { path: PropertyKey[]; message: string }[]): string {
