@@ -1,6 +1,7 @@
 /** @module `deno task bench`: runs each bench section, prints a summary, then one JSON line last. */
 import { createLogger } from "../lib/log.ts";
 import { runConsumerBench } from "./consumer.ts";
+import { runProducerBench } from "./producer.ts";
 
 /** Runs the bench; returns the exit code. */
 export async function main(): Promise<number> {
@@ -24,6 +25,7 @@ export async function main(): Promise<number> {
   say(
     `ratio consumer / COPY ceiling: ${consumer.ratio} (target >= 0.7); peak RSS ${consumer.peak_rss_mb} MB (target <= 200)`,
   );
+  const producer = await runProducerBench({ brokers, log, say });
   say(JSON.stringify({
     rows,
     consumer_rows_per_s: consumer.consumer_rows_per_s,
@@ -33,6 +35,10 @@ export async function main(): Promise<number> {
     consumer_startup_ms: consumer.consumer_startup_ms,
     consumer_total_ms: consumer.consumer_total_ms,
     fill_rows_per_s: consumer.fill_rows_per_s,
+    producer_page_ms_median: producer.page_ms_median,
+    producer_page_ms_p95: producer.page_ms_p95,
+    producer_parse_validate_ms_median: producer.parse_validate_ms_median,
+    producer_publish_ms_median: producer.publish_ms_median,
   }));
   return 0;
 }

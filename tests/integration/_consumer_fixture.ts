@@ -175,7 +175,14 @@ export function spawnConsumer(
   args: string[] = [],
 ): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "consumer.ts", ...args],
+    // The same V8 heap cap as `deno task consume`.
+    args: [
+      "run",
+      "-A",
+      "--v8-flags=--max-old-space-size=128",
+      "consumer.ts",
+      ...args,
+    ],
     cwd: new URL("../../", import.meta.url),
     env: { HTTP_PORT: "0", LOG_LEVEL: "warn", ...env },
     stdin: "null",
