@@ -87,7 +87,7 @@ export async function startConsumer(
   let lastLag: { total: bigint; at: number } = { total: -1n, at: 0 };
   // The sink owns a pool of its own, which it replaces after a connection failure.
   const sink = createSink(
-    () => connectDb(config.DATABASE_URL, { schema: options.schema, max: 2 }),
+    () => connectDb(config.DATABASE_URL, { schema: options.schema, max: 3 }),
     {
       log,
       // DeadLetter carries the original key, bytes and the dlq.* headers the DLQ record needs.

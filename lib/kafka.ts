@@ -67,6 +67,9 @@ export function createKafka(options: KafkaOptions): Kafka {
       const { message, timestamp: _t, logger: _l, ...fields } = entry;
       // kafkajs logs retriable protocol errors (e.g. CONCURRENT_TRANSACTIONS right after a
       // commit) at ERROR before retrying them itself: those are warnings.
+      // Our transactional producer keeps kafkajs's finite retries on purpose (a send must fail
+      // eventually so the poll loop can back off and shut down); its warning about that is noise.
+      if (String(message).startsWith("Limiting retries for the idempotent producer")) return;
       const retrying = "retryCount" in fields ||
         String(message).startsWith("Response ");
       const fn = level <= KafkaLogLevel.ERROR && !retrying
