@@ -1,0 +1,57 @@
+/** @module producer.ts / consumer.ts as child processes, with the last lines of their output kept. */
+
+/** A running child and what the harness knows about it. */
+export interface Child {
+  child: Deno.ChildProcess;
+  status: Promise<Deno.CommandStatus>;
+  /** Set before the harness stops or kills it: its exit is then expected. */
+  killed: boolean;
+  wasKilled9: boolean;
+  /** The last output lines. */
+  tail(): string;
+}
+
+/** Spawns `deno run -A entry args` with `env` (added to the harness's own environment). */
+export function spawnService(
+  entry: string,
+  args: string[],
+  env: Record<string, string>,
+  logFile?: string,
+): Child {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", entry, ...args],
+    env,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const lines: string[] = [];
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    let buf = "";
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      buf += chunk;
+      let i;
+      while ((i = buf.indexOf("\n")) >= 0) {
+        lines.push(buf.slice(0, i));
+        if (logFile) {
+          Deno.writeTextFileSync(logFile, buf.slice(0, i + 1), {
+            append: true,
+          });
+        }
+        if (lines.length > 40) lines.shift();
+        buf = buf.slice(i + 1);
+      }
+    }
+  };
+  const pumped = Promise.all([pump(child.stdout), pump(child.stderr)]);
+  const status = child.status.then(async (s) => {
+    await pumped.catch(() => {});
+    return s;
+  });
+  return {
+    child,
+    status,
+    killed: false,
+    wasKilled9: false,
+    tail: () => lines.slice(-8).join("\n"),
+  };
+}
