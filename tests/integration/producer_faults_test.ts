@@ -7,6 +7,7 @@ import { startProducer } from "../../lib/producer_service.ts";
 import { publishedRcids } from "../_kafka.ts";
 import {
   type Fault,
+  loadRecordedWikis,
   loadStreamAsApiWiki,
   startFakeMediaWiki,
 } from "../fake_mediawiki.ts";
@@ -117,4 +118,51 @@ Deno.test("producer publishes exactly the recorded set under faults and late row
     "faults are visible in the logs",
   );
   assert.ok(s.rejected >= 1 || !Object.hasOwn(s.apiErrors, "badrow"));
+});
+
+Deno.test("a failing wiki never stalls the others", async () => {
+  const wikis = loadRecordedWikis().filter((w) =>
+    w.host !== "test.wikidata.org"
+  );
+  const failing = "en.wikipedia.org";
+  await using fake = startFakeMediaWiki({
+    wikis,
+    pageSize: 20,
+    faults: new Map([[
+      failing,
+      Array.from({ length: 10_000 }, (): Fault => "503html"),
+    ]]),
+  });
+  const config = testConfig({
+    MEDIAWIKI_API_URL: fake.urlTemplate,
+    WIKIS: wikis.map((w) => w.host).join(","),
+  });
+  const controller = new AbortController();
+  const producer = await startProducer(config, {
+    log: captureLogger("warn"),
+    signal: controller.signal,
+    since: "2013-01-01T00:00:00Z",
+    sleep: (ms, signal) => sleep(Math.min(ms, 100), signal),
+  });
+  try {
+    const healthy = wikis.filter((w) => w.host !== failing);
+    await eventually(
+      () =>
+        healthy.every((w) =>
+          producer.stats.get(w.host)!.published === w.rows.length
+        ),
+      30_000,
+    );
+    assert.equal(producer.stats.get(failing)!.published, 0);
+    assert.ok(producer.stats.get(failing)!.apiErrors.http_503! > 0);
+  } finally {
+    controller.abort();
+    await producer.close();
+  }
+  const counts = await publishedRcids(config);
+  const expected = wikis.filter((w) => w.host !== failing).reduce(
+    (n, w) => n + w.rows.length,
+    0,
+  );
+  assert.equal(counts.size, expected);
 });
