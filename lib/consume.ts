@@ -67,7 +67,7 @@ export function decodeBatch(
           ...r.headers,
           ...deadLetterHeaders({
             reason,
-            error: (err as Error).message,
+            error: storable((err as Error).message),
             topic: r.topic,
             partition: r.partition,
             offset: r.offset,
@@ -76,11 +76,16 @@ export function decodeBatch(
           }),
         },
         reason,
-        error: (err as Error).message,
+        error: storable((err as Error).message),
       });
     }
   }
   return { rows, deadLetters };
+}
+
+/** Error text fit for PostgreSQL text/jsonb: JSON.parse quotes the bad input, NUL included. */
+function storable(text: string): string {
+  return text.replaceAll("\0", "\\u0000").toWellFormed();
 }
 
 /** The headers a dead letter carries: why (`dlq.reason`, `dlq.error`), where from, and when. */
