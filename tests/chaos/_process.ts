@@ -9,6 +9,8 @@ export interface Child {
   wasKilled9: boolean;
   /** The last output lines. */
   tail(): string;
+  /** Whether one of the last 40 lines contains `text`. */
+  seen(text: string): boolean;
 }
 
 /** Spawns `deno run -A entry args` with `env` (added to the harness's own environment). */
@@ -53,5 +55,6 @@ export function spawnService(
     killed: false,
     wasKilled9: false,
     tail: () => lines.slice(-8).join("\n"),
+    seen: (text: string) => lines.some((l) => l.includes(text)),
   };
 }

@@ -162,15 +162,22 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   spawn("producer", "producer.ts", since);
   spawn("consumer", "consumer.ts");
 
-  const db = connectDb(databaseUrl, { max: 2 });
+  let db = connectDb(databaseUrl, { max: 2 });
   const started = Date.now();
   const elapsed = () => (Date.now() - started) / 1000;
   let written = 0;
   const poller = setInterval(async () => {
     try {
-      const [r] = await db`select count(*)::int as n from wiki_recent_changes`;
+      // A query on a socket the restart killed can hang: give up and reconnect after 3 s.
+      const [r] = await Promise.race([
+        db`select count(*)::int as n from wiki_recent_changes`,
+        delay(3000).then(() => Promise.reject(new Error("Poll timed out"))),
+      ]);
       written = r!.n;
-    } catch { /* database restarting or not migrated yet */ }
+    } catch {
+      void db.end({ timeout: 0 }).catch(() => {});
+      db = connectDb(databaseUrl, { max: 2 });
+    }
   }, 250);
 
   // Reveal rows in their recorded arrival order while API faults are queued now and then.
@@ -180,12 +187,17 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   );
   const apiFaults: Record<string, number> = {};
   let revealed = 0;
+  let lastFaultAt = 0;
   const revealer = (async () => {
     while (revealed < total) {
       revealed = Math.min(total, revealed + step + Math.floor(random() * step));
       wiki.reveal(revealed);
-      // About one API fault every 5 s, never queued behind another.
-      if (wiki.faults.length === 0 && random() < 0.02) {
+      // About one API request in ten faulted, never two in a row.
+      if (
+        wiki.faults.length === 0 && wiki.requests - lastFaultAt >= 5 &&
+        random() < 0.5
+      ) {
+        lastFaultAt = wiki.requests;
         const f = API_FAULTS[Math.floor(random() * API_FAULTS.length)]!;
         wiki.faults.push(f);
         apiFaults[f] = (apiFaults[f] ?? 0) + 1;
@@ -222,6 +234,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       brokers,
       topic,
       poison,
+      unexpected,
     });
     const end = Date.now();
     const before = written;
@@ -319,6 +332,7 @@ interface InjectContext {
   brokers: string;
   topic: string;
   poison: { partition: number; offset: string }[];
+  unexpected: string[];
 }
 
 async function inject(
@@ -357,12 +371,19 @@ async function inject(
       return;
     case "second-consumer": {
       const second = ctx.spawn("consumer2", "consumer.ts");
-      await delay(3000 + random() * 5000);
+      // Leave only after joining: a SIGTERM during startup waits for the 15 s hard exit (exit 1).
+      await waitFor(
+        () => Promise.resolve(second.seen('"msg":"consuming"')),
+        60_000,
+      );
+      await delay(2000 + random() * 4000);
       second.killed = true;
       second.child.kill("SIGTERM");
       const s = await second.status;
       if (s.code !== 0) {
-        throw new Error(`Second consumer stopped with code ${s.code}`);
+        ctx.unexpected.push(
+          `consumer2 stopped with code ${s.code}: ${second.tail()}`,
+        );
       }
       ctx.procs.consumer2 = undefined;
       return;
