@@ -142,9 +142,12 @@ export async function startConsumer(
     };
   }
 
-  const stopped = new Promise<void>((resolve) =>
-    options.signal.addEventListener("abort", () => resolve(), { once: true })
-  );
+  // A signal that arrived during start-up has already fired: resolve at once.
+  const stopped = options.signal.aborted
+    ? Promise.resolve()
+    : new Promise<void>((resolve) =>
+      options.signal.addEventListener("abort", () => resolve(), { once: true })
+    );
   const idle = options.idleExitMs === undefined
     ? new Promise<void>(() => {})
     : (async () => {

@@ -69,7 +69,11 @@ export function createKafka(options: KafkaOptions): Kafka {
       // commit) at ERROR before retrying them itself: those are warnings.
       // Our transactional producer keeps kafkajs's finite retries on purpose (a send must fail
       // eventually so the poll loop can back off and shut down); its warning about that is noise.
-      if (String(message).startsWith("Limiting retries for the idempotent producer")) return;
+      if (
+        String(message).startsWith(
+          "Limiting retries for the idempotent producer",
+        )
+      ) return;
       const retrying = "retryCount" in fields ||
         String(message).startsWith("Response ");
       const fn = level <= KafkaLogLevel.ERROR && !retrying

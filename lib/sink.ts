@@ -132,28 +132,32 @@ export function createSink(db: Sql | (() => Sql), options: SinkOptions): Sink {
         let inserted = 0;
         if (rows.length > 0) {
           await tx.unsafe(
-            `create temp table if not exists wikistream_stage
-             (like wiki_recent_changes including defaults) on commit delete rows`,
+            `create temp table if not exists wikistream_stage_text (${STAGE_DDL})
+             on commit delete rows`,
           );
           const writable = await tx.unsafe(
-            `copy pg_temp.wikistream_stage (${cols}) from stdin`,
+            `copy pg_temp.wikistream_stage_text (${cols}) from stdin`,
           )
             .writable();
           await pipeline(Readable.from(copyChunks(rows)), writable);
-          const [res] = await tx.unsafe(MERGE_SQL.replaceAll("$COLS", cols));
+          const [res] = await tx.unsafe(MERGE_SQL);
           inserted = Number(res?.inserted ?? 0);
         }
         if (deadLetters.length > 0) {
           await tx`insert into dead_letters ${
             tx(deadLetters.map((d) => ({
-              topic: d.topic,
+              topic: storable(d.topic),
               partition: d.partition,
               offset: d.offset,
               key: d.key ? Buffer.from(d.key) : null,
               value: d.value ? Buffer.from(d.value) : null,
-              headers: d.headers as never,
-              reason: d.reason,
-              error: d.error,
+              headers: Object.fromEntries(
+                Object.entries(d.headers).map((
+                  [k, v],
+                ) => [storable(k), storable(v)]),
+              ) as never,
+              reason: storable(d.reason),
+              error: storable(d.error),
             })))
           } on conflict (topic, partition, "offset") do nothing`;
         }
@@ -235,11 +239,54 @@ function isConnectionFailure(err: unknown): boolean {
   return typeof e.code === "string" && /^(08|57)/.test(e.code);
 }
 
+/**
+ * Column types. Rows are COPYed into an all-text staging table and cast by the merge: postgres.js
+ * 3.4 never settles a COPY that the server rejects (the error arrives after the stream was
+ * handed out), so a bad value must fail in an ordinary statement, where the bisect can find it.
+ */
+const TYPES: Record<(typeof COLUMNS)[number], string> = {
+  wiki: "text",
+  rcid: "bigint",
+  server_name: "text",
+  change_type: "text",
+  namespace: "integer",
+  title: "text",
+  page_id: "bigint",
+  rev_id: "bigint",
+  old_rev_id: "bigint",
+  user_name: "text",
+  user_id: "bigint",
+  is_anon: "boolean",
+  is_temp: "boolean",
+  is_bot: "boolean",
+  is_minor: "boolean",
+  is_new: "boolean",
+  old_len: "integer",
+  new_len: "integer",
+  event_time: "timestamptz",
+  comment: "text",
+  tags: "text[]",
+  sha1: "text",
+  log_id: "bigint",
+  log_type: "text",
+  log_action: "text",
+  log_params: "jsonb",
+  user_hidden: "boolean",
+  comment_hidden: "boolean",
+  action_hidden: "boolean",
+  raw: "jsonb",
+  kafka_partition: "integer",
+  kafka_offset: "bigint",
+}; // deno-fmt-ignore
+
+const STAGE_DDL = COLUMNS.map((c) => `${c} text`).join(", ");
+const CAST_LIST = COLUMNS.map((c) => `${c}::${TYPES[c]}`).join(", ");
+
 const MERGE_SQL = `
 with ins as (
-  insert into wiki_recent_changes ($COLS)
-  select distinct on (wiki, rcid) $COLS from pg_temp.wikistream_stage
-  order by wiki, rcid, kafka_offset
+  insert into wiki_recent_changes (${COLUMNS.join(", ")})
+  select distinct on (wiki, rcid::bigint) ${CAST_LIST} from pg_temp.wikistream_stage_text
+  order by wiki, rcid::bigint, kafka_offset::bigint
   on conflict (wiki, rcid) do nothing
   returning wiki, event_time, change_type, is_bot, is_anon, old_len, new_len
 ), agg as (
@@ -276,6 +323,11 @@ select count(*)::int as inserted from ins`;
 function isDataError(err: unknown): boolean {
   return err instanceof Error && err.name === "PostgresError" &&
     !isRetriable(err);
+}
+
+/** Text PostgreSQL can store: a poison record's headers may hold NUL or lone surrogates. */
+function storable(s: string): string {
+  return s.replaceAll("\0", "\\u0000").toWellFormed();
 }
 
 function rowDeadLetter(row: SinkRow, err: unknown): DeadLetter {

@@ -19,7 +19,7 @@ Deno.test("terminalProgress() draws only on a terminal, averaging the wikis", ()
   const report = terminalProgress(tty)!;
   report("enwiki", 0.2, "a");
   report("dewiki", 0.6, "b");
-  assert.match(written.at(-1)!, /^\r\[#{12}\.{18}\]  40\.0% dewiki b/);
+  assert.match(written.at(-1)!, /^\r\[#{12}\.{18}\] {2}40\.0% dewiki b/);
   report("enwiki", 1, "done");
   report("dewiki", 1, "done");
   assert.equal(written.at(-1), "\n");
