@@ -241,10 +241,18 @@ Deno.test("the consumer's /healthz turns 503 when records are pending and no bat
     clientId: config.KAFKA_CLIENT_ID,
     log,
   });
+  const release = Promise.withResolvers<void>();
+  const locked = Promise.withResolvers<void>();
+  let lock: Promise<unknown> = Promise.resolve();
   try {
     assert.equal((await app.request("/healthz")).status, 200);
-    // The database goes away, so the batch cannot be written and its offset is not committed.
-    await consumer.sql.end({ timeout: 1 });
+    // The table is locked, so the batch cannot be written and its offset is not committed.
+    lock = db.sql.begin(async (tx) => {
+      await tx`lock table wiki_recent_changes in access exclusive mode`;
+      locked.resolve();
+      await release.promise;
+    });
+    await locked.promise;
     await using publisher = await createTransactionalPublisher(kafka, {
       transactionalId: config.KAFKA_TRANSACTIONAL_ID,
       log,
@@ -264,6 +272,8 @@ Deno.test("the consumer's /healthz turns 503 when records are pending and no bat
     // Nothing was lost: the change is still unconsumed in Kafka.
     assert.equal(consumer.stats.written, 0);
   } finally {
+    release.resolve();
+    await lock;
     controller.abort();
     await consumer.close().catch(() => {});
   }
