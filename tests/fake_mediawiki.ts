@@ -279,7 +279,8 @@ export function startFakeMediaWiki(options: FakeOptions): FakeMediaWiki {
   };
 }
 
-async function inject(
+/** The response of an injected fault (undefined for `badrow`, which alters a real page). */
+export async function inject(
   fault: Fault,
   pending: Set<() => void>,
 ): Promise<Response | undefined> {

@@ -3,7 +3,7 @@
  * (copy k: rcid + k*1e10, timestamp + k days) without materialising them: the same continuation,
  * reveal-in-arrival-order and fault semantics as tests/fake_mediawiki.ts, at a million rows.
  */
-import type { Fault } from "../fake_mediawiki.ts";
+import { type Fault, inject } from "../fake_mediawiki.ts";
 
 /** Options for {@linkcode startScaledWiki}. */
 export interface ScaledWikiOptions {
@@ -142,59 +142,6 @@ export function startScaledWiki(options: ScaledWikiOptions): ScaledWiki {
       await server.shutdown();
     },
   };
-}
-
-async function inject(
-  fault: Fault,
-  pending: Set<() => void>,
-): Promise<Response | undefined> {
-  switch (fault) {
-    case "maxlag":
-      return json(
-        {
-          error: {
-            code: "maxlag",
-            info: "Waiting for 10.64.48.174: 2.942427 seconds lagged.",
-            lag: 2.942427,
-          },
-        },
-        200,
-        { "retry-after": "1", "x-database-lag": "2" },
-      );
-    case "429":
-      return new Response("Too many requests", {
-        status: 429,
-        headers: { "retry-after": "1" },
-      });
-    case "503html":
-      return new Response(
-        "<!DOCTYPE html><html><body>Our servers are currently under maintenance.</body></html>",
-        { status: 503, headers: { "content-type": "text/html" } },
-      );
-    case "timeout": {
-      const { promise, resolve } = Promise.withResolvers<void>();
-      const t = setTimeout(resolve, 5000);
-      const release = () => {
-        clearTimeout(t);
-        resolve();
-      };
-      pending.add(release);
-      await promise;
-      pending.delete(release);
-      return new Response("late", { status: 504 });
-    }
-    case "truncated":
-      return new Response(
-        '{"batchcomplete":true,"query":{"recentchanges":[{"type":"edit","ns":0,"tit',
-        { headers: { "content-type": "application/json" } },
-      );
-    case "garbage":
-      return new Response("\u0000\u0001garbage{{{", {
-        headers: { "content-type": "application/json" },
-      });
-    default:
-      return undefined;
-  }
 }
 
 function json(

@@ -13,17 +13,7 @@ import {
 } from "../fake_mediawiki.ts";
 import { captureLogger, eventually, testConfig } from "../_helpers.ts";
 import { sleep } from "../../lib/retry.ts";
-
-/** A small seeded PRNG (mulberry32) so a failing schedule can be replayed. */
-function prng(seed: number) {
-  return () => {
-    seed |= 0;
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from "../chaos/_random.ts";
 
 Deno.test("producer publishes exactly the recorded set under faults and late rows", async () => {
   const seed = Number(Deno.env.get("CHAOS_SEED") ?? 20180307);
