@@ -4,6 +4,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# The npm packages exactly as deno.lock pins them (fails if the lock is stale).
+deno install --frozen
 eval "$(bash scripts/services.sh start)"
 export KAFKA_BROKERS DATABASE_URL
 # All permissions: playwright-core (the browser test) reads os.homedir() and /proc, which Deno
