@@ -35,6 +35,28 @@ export const ConfigSchema = z.object({
     .describe("Consumer group of the PostgreSQL sink"),
   KAFKA_TRANSACTIONAL_ID: z.string().min(1).default("wikistream-producer")
     .describe("Transactional id of the producer (one per running producer)"),
+  KAFKA_SSL: z.stringbool({ truthy: ["true"], falsy: ["false"] }).default(
+    false,
+  )
+    .describe("Connect to the brokers over TLS (`true` or `false`)"),
+  KAFKA_SSL_CA_FILE: z.string().min(1).optional()
+    .describe(
+      "PEM CA bundle that signs the brokers' certificates (unset: the system CAs); needs KAFKA_SSL=true",
+    ),
+  KAFKA_SASL_MECHANISM: z.enum([
+    "none",
+    "plain",
+    "scram-sha-256",
+    "scram-sha-512",
+  ])
+    .default("none")
+    .describe(
+      "SASL authentication: `none`, `plain`, `scram-sha-256` or `scram-sha-512`",
+    ),
+  KAFKA_SASL_USERNAME: z.string().min(1).optional()
+    .describe("SASL user name (required with a SASL mechanism)"),
+  KAFKA_SASL_PASSWORD: z.string().min(1).optional()
+    .describe("SASL password (required with a SASL mechanism; never logged)"),
   DATABASE_URL: z.string().regex(
     /^postgres(ql)?:\/\//,
     "Expected a postgres:// URL",
@@ -118,7 +140,51 @@ export function loadConfig(
       "Invalid configuration: WIKIS\n✖ `*` (every wiki) needs SOURCE=eventstreams; the API is polled per wiki",
     );
   }
+  checkKafkaSecurity(result.data);
   return Object.freeze(result.data);
+}
+
+/** Reads the PEM certificates of a CA bundle file; throws ConfigError naming `name`. */
+export function readCaFile(path: string, name: string): string {
+  let text;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (err) {
+    throw new ConfigError(
+      `Invalid configuration: ${name}\n✖ Cannot read the CA file: ${
+        (err as Error).name
+      }`,
+      { cause: err },
+    );
+  }
+  if (!text.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new ConfigError(
+      `Invalid configuration: ${name}\n✖ The CA file holds no PEM certificate`,
+    );
+  }
+  return text;
+}
+
+function checkKafkaSecurity(c: z.infer<typeof ConfigSchema>): void {
+  const fail = (name: string, why: string) => {
+    throw new ConfigError(`Invalid configuration: ${name}\n✖ ${why}`);
+  };
+  if (c.KAFKA_SSL_CA_FILE !== undefined) {
+    if (!c.KAFKA_SSL) fail("KAFKA_SSL_CA_FILE", "Needs KAFKA_SSL=true");
+    readCaFile(c.KAFKA_SSL_CA_FILE, "KAFKA_SSL_CA_FILE");
+  }
+  const sasl = c.KAFKA_SASL_MECHANISM !== "none";
+  for (const name of ["KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"] as const) {
+    if (sasl && c[name] === undefined) {
+      fail(
+        name,
+        `Required with KAFKA_SASL_MECHANISM=${c.KAFKA_SASL_MECHANISM}`,
+      );
+    }
+    if (!sasl && c[name] !== undefined) {
+      fail(name, "Set, but KAFKA_SASL_MECHANISM is none");
+    }
+  }
 }
 
 /** Redacts the password (and query) of a connection URL for logs. */

@@ -7,6 +7,7 @@ import {
   createKafka,
   ensureTopics,
   fetchLag,
+  kafkaSecurity,
   type PartitionLag,
   runBatchConsumer,
 } from "./kafka.ts";
@@ -66,6 +67,7 @@ export async function startConsumer(
   await migrate(sql, { log });
   const kafka = createKafka({
     brokers: config.KAFKA_BROKERS,
+    ...kafkaSecurity(config),
     clientId: `${config.KAFKA_CLIENT_ID}-consumer`,
     log,
   });

@@ -7,8 +7,10 @@ import {
   logLevel as KafkaLogLevel,
   Partitioners,
   type Producer,
+  type SASLOptions,
 } from "kafkajs";
 import { Buffer } from "node:buffer";
+import { type Config, readCaFile } from "./config.ts";
 import type { Logger } from "./log.ts";
 
 /** A record to publish. */
@@ -37,11 +39,46 @@ export interface TopicSpec {
   config?: Record<string, string>;
 }
 
+/** SASL credentials for {@linkcode createKafka}. */
+export interface KafkaSasl {
+  mechanism: "plain" | "scram-sha-256" | "scram-sha-512";
+  username: string;
+  password: string;
+}
+
 /** Connection settings for {@linkcode createKafka}. */
 export interface KafkaOptions {
   brokers: string[];
   clientId: string;
   log: Logger;
+  /** TLS: `true` trusts the system CAs; `{ ca }` trusts these PEM certificates instead. */
+  ssl?: boolean | { ca: string };
+  sasl?: KafkaSasl;
+}
+
+/** The security settings of the config, for {@linkcode createKafka}; reads the CA file once. */
+export function kafkaSecurity(
+  config: Pick<
+    Config,
+    | "KAFKA_SSL"
+    | "KAFKA_SSL_CA_FILE"
+    | "KAFKA_SASL_MECHANISM"
+    | "KAFKA_SASL_USERNAME"
+    | "KAFKA_SASL_PASSWORD"
+  >,
+): Pick<KafkaOptions, "ssl" | "sasl"> {
+  const ssl = config.KAFKA_SSL_CA_FILE !== undefined
+    ? { ca: readCaFile(config.KAFKA_SSL_CA_FILE, "KAFKA_SSL_CA_FILE") }
+    : config.KAFKA_SSL;
+  if (config.KAFKA_SASL_MECHANISM === "none") return { ssl };
+  return {
+    ssl,
+    sasl: {
+      mechanism: config.KAFKA_SASL_MECHANISM,
+      username: config.KAFKA_SASL_USERNAME ?? "",
+      password: config.KAFKA_SASL_PASSWORD ?? "",
+    },
+  };
 }
 
 /** Per-partition lag of a consumer group. */
@@ -59,6 +96,10 @@ export function createKafka(options: KafkaOptions): Kafka {
   return new Kafka({
     clientId: options.clientId,
     brokers: options.brokers,
+    ...(options.ssl
+      ? { ssl: options.ssl === true ? true : { ca: [options.ssl.ca] } }
+      : {}),
+    ...(options.sasl ? { sasl: { ...options.sasl } as SASLOptions } : {}),
     connectionTimeout: 5000,
     requestTimeout: 30_000,
     retry: { initialRetryTime: 300, retries: 8, maxRetryTime: 10_000 },

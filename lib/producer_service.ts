@@ -5,6 +5,7 @@ import {
   createKafka,
   createTransactionalPublisher,
   ensureTopics,
+  kafkaSecurity,
   readCompacted,
 } from "./kafka.ts";
 import type { Logger } from "./log.ts";
@@ -60,6 +61,7 @@ export async function startProducer(
   const log = options.log.with({ component: "producer" });
   const kafka = createKafka({
     brokers: config.KAFKA_BROKERS,
+    ...kafkaSecurity(config),
     clientId: `${config.KAFKA_CLIENT_ID}-producer`,
     log,
   });

@@ -7,6 +7,12 @@
 # Ports: WIKISTREAM_KAFKA_PORT (19092; the controller uses +1), WIKISTREAM_PG_PORT (15432).
 # WIKISTREAM_SERVICES_DIR (.cache/services) holds their data: a test that stops and restarts
 # brokers can run its own pair on other ports and another folder.
+# Optional, for tests of secure connections (unset: the plain pair above):
+#   WIKISTREAM_KAFKA_EXTRA_PROPS  a file appended to server.properties (later keys win: extra
+#                                 listeners such as SSL or SASL_SSL, their keystores and JAAS)
+#   WIKISTREAM_KAFKA_SCRAM        SCRAM credentials created when the storage is formatted,
+#                                 space-separated, e.g. 'SCRAM-SHA-256=[name=u,password=p]'
+#   WIKISTREAM_PG_SSL_DIR         a folder with server.crt and server.key: PostgreSQL runs ssl=on
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -68,6 +74,9 @@ transaction.state.log.num.partitions=5
 group.initial.rebalance.delay.ms=0
 log.segment.bytes=67108864
 PROPS
+  if [ -n "${WIKISTREAM_KAFKA_EXTRA_PROPS:-}" ]; then
+    cat "$WIKISTREAM_KAFKA_EXTRA_PROPS" >>"$kafka_dir/server.properties"
+  fi
   cat >"$kafka_dir/log4j.properties" <<'PROPS'
 log4j.rootLogger=WARN, file
 log4j.appender.file=org.apache.log4j.FileAppender
@@ -78,8 +87,10 @@ log4j.logger.kafka.server.KafkaServer=INFO
 log4j.logger.kafka.server.BrokerServer=INFO
 PROPS
   if [ ! -f "$kafka_dir/data/meta.properties" ]; then
+    local scram=()
+    for cred in ${WIKISTREAM_KAFKA_SCRAM:-}; do scram+=(--add-scram "$cred"); done
     java -cp "$libs/*" kafka.tools.StorageTool format -t "$(java -cp "$libs/*" kafka.tools.StorageTool random-uuid 2>/dev/null)" \
-      -c "$kafka_dir/server.properties" >/dev/null 2>&1
+      -c "$kafka_dir/server.properties" "${scram[@]}" >/dev/null 2>&1
   fi
   log "starting Kafka on 127.0.0.1:$kafka_port"
   nohup java -Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true \
@@ -136,9 +147,16 @@ start_pg() {
   if as_pg "$bin/pg_ctl" -D "$pg_dir" status >/dev/null 2>&1; then
     :
   else
+    local ssl=""
+    if [ -n "${WIKISTREAM_PG_SSL_DIR:-}" ]; then
+      # The server refuses a key that others can read; it must belong to the server's user.
+      install -m 600 "$WIKISTREAM_PG_SSL_DIR/server.crt" "$WIKISTREAM_PG_SSL_DIR/server.key" "$pg_dir/"
+      [ "$(id -u)" = 0 ] && chown postgres: "$pg_dir/server.crt" "$pg_dir/server.key"
+      ssl=" -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key"
+    fi
     log "starting PostgreSQL on 127.0.0.1:$pg_port"
     as_pg "$bin/pg_ctl" -D "$pg_dir" -l "$pg_dir/server.log" -w -t 60 \
-      -o "-p $pg_port -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=200 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+      -o "-p $pg_port -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=200 -c fsync=off -c synchronous_commit=off -c full_page_writes=off$ssl" \
       start >/dev/null
   fi
   if ! as_pg "$bin/psql" -h 127.0.0.1 -p "$pg_port" -U wikistream -d postgres -tAc \

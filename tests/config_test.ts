@@ -100,3 +100,45 @@ Deno.test("parseFlags() validates --since, --until and --idle-exit", () => {
     /after/,
   );
 });
+
+Deno.test("loadConfig() resolves the Kafka security settings", () => {
+  const c = loadConfig({
+    KAFKA_SSL: "true",
+    KAFKA_SASL_MECHANISM: "scram-sha-512",
+    KAFKA_SASL_USERNAME: "u",
+    KAFKA_SASL_PASSWORD: "p",
+  });
+  assert.equal(c.KAFKA_SSL, true);
+  assert.equal(c.KAFKA_SASL_MECHANISM, "scram-sha-512");
+  assert.equal(loadConfig({}).KAFKA_SSL, false);
+  assert.equal(loadConfig({}).KAFKA_SASL_MECHANISM, "none");
+});
+
+Deno.test("loadConfig() names the missing SASL credential without echoing the other", async (t) => {
+  const cases: [Record<string, string>, string][] = [
+    [
+      { KAFKA_SASL_MECHANISM: "plain", KAFKA_SASL_PASSWORD: "s3cr3t!" },
+      "KAFKA_SASL_USERNAME",
+    ],
+    [
+      { KAFKA_SASL_MECHANISM: "scram-sha-256", KAFKA_SASL_USERNAME: "u" },
+      "KAFKA_SASL_PASSWORD",
+    ],
+    [{ KAFKA_SASL_PASSWORD: "s3cr3t!" }, "KAFKA_SASL_PASSWORD"],
+    [{ KAFKA_SSL_CA_FILE: "/nonexistent/ca.pem" }, "KAFKA_SSL_CA_FILE"],
+    [
+      { KAFKA_SSL: "true", KAFKA_SSL_CA_FILE: "/nonexistent/ca.pem" },
+      "KAFKA_SSL_CA_FILE",
+    ],
+  ];
+  for (const [env, name] of cases) {
+    await t.step(`${name} (${Object.keys(env).join(", ")})`, () => {
+      assert.throws(() => loadConfig(env), (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        assert.match(err.message, new RegExp(`Invalid configuration: ${name}`));
+        assert.ok(!err.message.includes("s3cr3t!"), err.message);
+        return true;
+      });
+    });
+  }
+});

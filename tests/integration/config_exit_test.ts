@@ -9,6 +9,12 @@ const BAD: Record<string, string> = {
   KAFKA_BROKERS: "broker one:9092",
   KAFKA_TOPIC: "bad/topic",
   KAFKA_PARTITIONS: "0",
+  KAFKA_SSL: "yes",
+  KAFKA_SSL_CA_FILE: "/nonexistent/ca.pem",
+  KAFKA_SASL_MECHANISM: "gssapi",
+  // Credentials without a mechanism would silently connect unauthenticated.
+  KAFKA_SASL_USERNAME: "alice",
+  KAFKA_SASL_PASSWORD: "alice-secret",
   DATABASE_URL: "mysql://127.0.0.1/wiki",
   WIKIS: "en.wikipedia.org,not a host",
   SOURCE: "irc",
@@ -61,6 +67,21 @@ for (const entry of ["producer.ts", "consumer.ts"]) {
     const cases = [
       ...Object.entries(BAD).map(([k, v]) => ({ name: k, env: { [k]: v } })),
       { name: "WIKIS", env: { WIKIS: "*", SOURCE: "api" } },
+      {
+        name: "KAFKA_SSL_CA_FILE",
+        env: { KAFKA_SSL: "true", KAFKA_SSL_CA_FILE: "/nonexistent/ca.pem" },
+      },
+      {
+        name: "KAFKA_SASL_USERNAME",
+        env: { KAFKA_SASL_MECHANISM: "plain", KAFKA_SASL_PASSWORD: "p" },
+      },
+      {
+        name: "KAFKA_SASL_PASSWORD",
+        env: {
+          KAFKA_SASL_MECHANISM: "scram-sha-256",
+          KAFKA_SASL_USERNAME: "u",
+        },
+      },
     ];
     // Four at a time: each is a fresh Deno process.
     const results = new Map<string, { code: number; text: string }>();
@@ -77,6 +98,7 @@ for (const entry of ["producer.ts", "consumer.ts"]) {
         assert.equal(code, 2, text);
         assert.ok(text.includes(name), `output names ${name}: ${text}`);
         assert.ok(text.includes("ConfigError"), text);
+        assert.ok(!text.includes("alice-secret"), `password echoed: ${text}`);
       });
     }
   });
