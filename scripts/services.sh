@@ -92,13 +92,15 @@ PROPS
     java -cp "$libs/*" kafka.tools.StorageTool format -t "$(java -cp "$libs/*" kafka.tools.StorageTool random-uuid 2>/dev/null)" \
       -c "$kafka_dir/server.properties" "${scram[@]}" >/dev/null 2>&1
   fi
+  # Each start logs afresh, so the readiness check below sees only this start's lines.
+  [ -f "$kafka_dir/server.log" ] && mv "$kafka_dir/server.log" "$kafka_dir/server.log.1"
   log "starting Kafka on 127.0.0.1:$kafka_port"
   nohup java -Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true \
     -Dkafka.logs.dir="$kafka_dir" -Dlog4j.configuration="file:$kafka_dir/log4j.properties" \
     -cp "$libs/*" kafka.Kafka "$kafka_dir/server.properties" >"$kafka_dir/stdout.log" 2>&1 &
   echo $! >"$kafka_dir/pid"
   for _ in $(seq 1 120); do
-    if port_open "$kafka_port" && grep -q "started" "$kafka_dir/server.log" 2>/dev/null; then return; fi
+    if port_open "$kafka_port" && grep -q "Transition from STARTING to STARTED" "$kafka_dir/server.log" 2>/dev/null; then return; fi
     kafka_running || { log "Kafka exited; see $kafka_dir/server.log"; tail -20 "$kafka_dir/server.log" >&2 || true; exit 1; }
     sleep 0.5
   done
