@@ -106,8 +106,6 @@ export function createKafka(options: KafkaOptions): Kafka {
     logLevel: KafkaLogLevel.WARN,
     logCreator: () => ({ level, log: entry }) => {
       const { message, timestamp: _t, logger: _l, ...fields } = entry;
-      // kafkajs logs retriable protocol errors (e.g. CONCURRENT_TRANSACTIONS right after a
-      // commit) at ERROR before retrying them itself: those are warnings.
       // Our transactional producer keeps kafkajs's finite retries on purpose (a send must fail
       // eventually so the poll loop can back off and shut down); its warning about that is noise.
       if (
@@ -115,6 +113,8 @@ export function createKafka(options: KafkaOptions): Kafka {
           "Limiting retries for the idempotent producer",
         )
       ) return;
+      // kafkajs logs retriable protocol errors (e.g. CONCURRENT_TRANSACTIONS right after a
+      // commit) at ERROR before retrying them itself: those are warnings.
       const retrying = "retryCount" in fields ||
         String(message).startsWith("Response ");
       const fn = level <= KafkaLogLevel.ERROR && !retrying

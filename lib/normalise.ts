@@ -42,7 +42,7 @@ export interface WikiRef {
 }
 
 /** Keys of a row that are columns or flags; other keys of a legacy log row are its parameters. */
-const KNOWN_KEYS = new Set([
+export const KNOWN_KEYS: ReadonlySet<string> = new Set([
   "type",
   "ns",
   "title",

@@ -1,5 +1,6 @@
 /** @module fast-check arbitraries for Action API rows and Kafka envelopes, valid and broken. */
 import fc from "fast-check";
+import { KNOWN_KEYS } from "../lib/normalise.ts";
 
 /** Row types MediaWiki emits. */
 export const TYPES = ["edit", "new", "log", "categorize", "external"] as const;
@@ -154,40 +155,4 @@ export const wrongValue: Record<string, fc.Arbitrary<unknown>> = {
   userhidden: fc.oneof(fc.integer(), fc.constant("yes")),
 };
 
-const KNOWN = new Set([
-  "type",
-  "ns",
-  "title",
-  "pageid",
-  "revid",
-  "old_revid",
-  "rcid",
-  "user",
-  "userid",
-  "anon",
-  "temp",
-  "bot",
-  "new",
-  "minor",
-  "oldlen",
-  "newlen",
-  "timestamp",
-  "comment",
-  "parsedcomment",
-  "redirect",
-  "patrolled",
-  "unpatrolled",
-  "autopatrolled",
-  "tags",
-  "sha1",
-  "logid",
-  "logtype",
-  "logaction",
-  "logparams",
-  "userhidden",
-  "commenthidden",
-  "actionhidden",
-  "sha1hidden",
-  "suppressed",
-  "oresscores",
-]); // deno-fmt-ignore
+const KNOWN = KNOWN_KEYS;
