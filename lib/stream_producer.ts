@@ -105,11 +105,10 @@ export async function followEventStream(
     log,
     signal,
     onReconnect: (reason) => {
-      stats.apiErrors[
-        reason.startsWith("no data") ? "stream_idle" : "stream_reconnect"
-      ] = (stats.apiErrors[
-        reason.startsWith("no data") ? "stream_idle" : "stream_reconnect"
-      ] ?? 0) + 1;
+      const kind = reason.startsWith("no data")
+        ? "stream_idle"
+        : "stream_reconnect";
+      stats.apiErrors[kind] = (stats.apiErrors[kind] ?? 0) + 1;
     },
   })[Symbol.asyncIterator]();
   let next = iterator.next();

@@ -338,7 +338,8 @@ export async function inject(
   }
 }
 
-function json(
+/** A JSON response, as the API sends it. */
+export function json(
   body: unknown,
   status = 200,
   headers: Record<string, string> = {},
@@ -369,11 +370,13 @@ function dedupe(rows: Record<string, unknown>[]): Record<string, unknown>[] {
   });
 }
 
-function isoToMw(iso: string): string {
+/** ISO 8601 to MediaWiki's 14-digit timestamp (as in `rccontinue`). */
+export function isoToMw(iso: string): string {
   return iso.replace(/[-:TZ]/g, "").slice(0, 14);
 }
 
-function mwToIso(mw: string): string {
+/** MediaWiki's 14-digit timestamp to ISO 8601. */
+export function mwToIso(mw: string): string {
   return `${mw.slice(0, 4)}-${mw.slice(4, 6)}-${mw.slice(6, 8)}T${
     mw.slice(8, 10)
   }:${mw.slice(10, 12)}:${mw.slice(12, 14)}Z`;

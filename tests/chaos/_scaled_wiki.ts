@@ -3,7 +3,13 @@
  * (copy k: rcid + k*1e10, timestamp + k days) without materialising them: the same continuation,
  * reveal-in-arrival-order and fault semantics as tests/fake_mediawiki.ts, at a million rows.
  */
-import { type Fault, inject } from "../fake_mediawiki.ts";
+import {
+  type Fault,
+  inject,
+  isoToMw,
+  json,
+  mwToIso,
+} from "../fake_mediawiki.ts";
 
 /** Options for {@linkcode startScaledWiki}. */
 export interface ScaledWikiOptions {
@@ -142,25 +148,4 @@ export function startScaledWiki(options: ScaledWikiOptions): ScaledWiki {
       await server.shutdown();
     },
   };
-}
-
-function json(
-  body: unknown,
-  status = 200,
-  headers: Record<string, string> = {},
-): Response {
-  return new Response(JSON.stringify(body), {
-    status,
-    headers: { "content-type": "application/json; charset=utf-8", ...headers },
-  });
-}
-
-function isoToMw(iso: string): string {
-  return iso.replace(/[-:TZ]/g, "").slice(0, 14);
-}
-
-function mwToIso(mw: string): string {
-  return `${mw.slice(0, 4)}-${mw.slice(4, 6)}-${mw.slice(6, 8)}T${
-    mw.slice(8, 10)
-  }:${mw.slice(10, 12)}:${mw.slice(12, 14)}Z`;
 }
