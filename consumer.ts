@@ -1,10 +1,10 @@
 /** @module `deno task consume`: reads the topic in batches and writes them into PostgreSQL. */
-import { boot, serve } from "./lib/cli.ts";
-import { startConsumer } from "./lib/consumer_service.ts";
-import { createApp } from "./lib/http.ts";
-import { createLifecycle } from "./lib/lifecycle.ts";
-import { createMetrics } from "./lib/metrics.ts";
-import { createDashboardData } from "./lib/dashboard.ts";
+import { boot, serve } from "./lib/core/cli.ts";
+import { startConsumer } from "./lib/pipeline/consumer.ts";
+import { createApp } from "./lib/http/app.ts";
+import { createLifecycle } from "./lib/core/lifecycle.ts";
+import { createMetrics } from "./lib/http/metrics.ts";
+import { createDashboardData } from "./lib/http/dashboard_data.ts";
 
 /** Runs the consumer; returns the exit code. */
 export async function main(args = Deno.args): Promise<number> {

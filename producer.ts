@@ -1,9 +1,9 @@
 /** @module `deno task produce`: polls the configured wikis and publishes every change to Kafka. */
-import { boot, serve } from "./lib/cli.ts";
-import { createApp } from "./lib/http.ts";
-import { createLifecycle } from "./lib/lifecycle.ts";
-import { startProducer } from "./lib/producer_service.ts";
-import { renderMetrics } from "./lib/metrics.ts";
+import { boot, serve } from "./lib/core/cli.ts";
+import { createApp } from "./lib/http/app.ts";
+import { createLifecycle } from "./lib/core/lifecycle.ts";
+import { startProducer } from "./lib/pipeline/producer.ts";
+import { renderMetrics } from "./lib/http/metrics.ts";
 
 /** Runs the producer; returns the exit code. */
 export async function main(args = Deno.args): Promise<number> {

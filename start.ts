@@ -3,13 +3,13 @@
  * KAFKA_BROKERS / DATABASE_URL are not given, migrates, then runs producer and consumer together
  * (one HTTP server) until Ctrl-C.
  */
-import { boot, serve } from "./lib/cli.ts";
-import { startConsumer } from "./lib/consumer_service.ts";
-import { createApp } from "./lib/http.ts";
-import { createLifecycle } from "./lib/lifecycle.ts";
-import { createMetrics } from "./lib/metrics.ts";
-import { createDashboardData } from "./lib/dashboard.ts";
-import { startProducer } from "./lib/producer_service.ts";
+import { boot, serve } from "./lib/core/cli.ts";
+import { startConsumer } from "./lib/pipeline/consumer.ts";
+import { createApp } from "./lib/http/app.ts";
+import { createLifecycle } from "./lib/core/lifecycle.ts";
+import { createMetrics } from "./lib/http/metrics.ts";
+import { createDashboardData } from "./lib/http/dashboard_data.ts";
+import { startProducer } from "./lib/pipeline/producer.ts";
 
 /** Starts the local services through scripts/services.sh and returns the settings it printed. */
 async function localServices(): Promise<Record<string, string>> {

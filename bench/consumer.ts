@@ -1,11 +1,11 @@
 /** @module Consumer bench: the raw COPY ceiling vs the consumer end to end (topic -> table), with peak RSS. */
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { decodeValue } from "../lib/decode.ts";
-import { createKafka, fetchLag } from "../lib/kafka.ts";
-import type { Logger } from "../lib/log.ts";
-import { migrate } from "../lib/migrate.ts";
-import { COLUMNS, copyChunks, type SinkRow } from "../lib/sink.ts";
+import { decodeValue } from "../lib/sink/decode.ts";
+import { createKafka, fetchLag } from "../lib/kafka/client.ts";
+import type { Logger } from "../lib/core/log.ts";
+import { migrate } from "../lib/sink/migrate.ts";
+import { COLUMNS, copyChunks, type SinkRow } from "../lib/sink/sink.ts";
 import {
   freshDatabase,
   publishRecords,

@@ -1,5 +1,5 @@
 /** @module `deno task bench`: runs each bench section, prints a summary, then one JSON line last. */
-import { createLogger } from "../lib/log.ts";
+import { createLogger } from "../lib/core/log.ts";
 import { runConsumerBench } from "./consumer.ts";
 import { runProducerBench } from "./producer.ts";
 

@@ -6,11 +6,11 @@ import {
   createKafka,
   createTransactionalPublisher,
   ensureTopics,
-} from "../lib/kafka.ts";
-import { buildPage } from "../lib/poller.ts";
-import { Cursor } from "../lib/cursor.ts";
-import type { Logger } from "../lib/log.ts";
-import { loadRecordedWikis } from "../tests/fake_mediawiki.ts";
+} from "../lib/kafka/client.ts";
+import { buildPage } from "../lib/source/poller.ts";
+import { Cursor } from "../lib/source/cursor.ts";
+import type { Logger } from "../lib/core/log.ts";
+import { loadRecordedWikis } from "../tests/fakes/fake_mediawiki.ts";
 
 /** Options for {@linkcode runProducerBench}. */
 export interface ProducerBenchOptions {
@@ -127,7 +127,7 @@ function round(x: number): number {
 }
 
 if (import.meta.main) {
-  const { createLogger } = await import("../lib/log.ts");
+  const { createLogger } = await import("../lib/core/log.ts");
   const say = (line: string) =>
     Deno.stdout.writeSync(new TextEncoder().encode(line + "\n"));
   const r = await runProducerBench({

@@ -1,6 +1,6 @@
 /** @module fast-check arbitraries for Action API rows and Kafka envelopes, valid and broken. */
 import fc from "fast-check";
-import { KNOWN_KEYS } from "../lib/normalise.ts";
+import { KNOWN_KEYS } from "../lib/source/normalise.ts";
 
 /** Row types MediaWiki emits. */
 export const TYPES = ["edit", "new", "log", "categorize", "external"] as const;

@@ -1,7 +1,7 @@
 /** @module Shared test helpers: configs for real local services, isolated schemas, a capturing logger. */
-import { type Config, loadConfig } from "../lib/config.ts";
-import { connectDb, type Sql } from "../lib/db.ts";
-import { createLogger, type Logger, type LogLevel } from "../lib/log.ts";
+import { type Config, loadConfig } from "../lib/core/config.ts";
+import { connectDb, type Sql } from "../lib/sink/db.ts";
+import { createLogger, type Logger, type LogLevel } from "../lib/core/log.ts";
 
 /** A config for the local services with unique topic, group and transactional ids. */
 export function testConfig(overrides: Record<string, string> = {}): Config {

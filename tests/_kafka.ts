@@ -1,6 +1,6 @@
 /** @module Test helpers that read back what was published to Kafka. */
-import { topicNames } from "../lib/producer_service.ts";
-import { createKafka, readToEnd } from "../lib/kafka.ts";
+import { topicNames } from "../lib/pipeline/producer.ts";
+import { createKafka, readToEnd } from "../lib/kafka/client.ts";
 import { captureLogger, type testConfig } from "./_helpers.ts";
 
 /** Reads every event in the topic: rcid -> number of times published. */

@@ -1,7 +1,7 @@
 /**
  * @module A fake MediaWiki Action API for one wiki that serves k shifted copies of recorded rows
  * (copy k: rcid + k*1e10, timestamp + k days) without materialising them: the same continuation,
- * reveal-in-arrival-order and fault semantics as tests/fake_mediawiki.ts, at a million rows.
+ * reveal-in-arrival-order and fault semantics as tests/fakes/fake_mediawiki.ts, at a million rows.
  */
 import {
   type Fault,
@@ -9,7 +9,7 @@ import {
   isoToMw,
   json,
   mwToIso,
-} from "../fake_mediawiki.ts";
+} from "../fakes/fake_mediawiki.ts";
 
 /** Options for {@linkcode startScaledWiki}. */
 export interface ScaledWikiOptions {

@@ -5,13 +5,13 @@
  * every row arrived exactly once and equal to the source. Used by tests/integration/chaos_test.ts
  * (short form) and scripts/chaos.ts (long form).
  */
-import { connectDb, type Sql } from "../../lib/db.ts";
-import { decodeValue } from "../../lib/decode.ts";
-import { createKafka } from "../../lib/kafka.ts";
-import { createLogger } from "../../lib/log.ts";
-import type { Envelope } from "../../lib/schemas.ts";
-import { topicNames } from "../../lib/producer_service.ts";
-import { type Fault, loadStreamAsApiWiki } from "../fake_mediawiki.ts";
+import { connectDb, type Sql } from "../../lib/sink/db.ts";
+import { decodeValue } from "../../lib/sink/decode.ts";
+import { createKafka } from "../../lib/kafka/client.ts";
+import { createLogger } from "../../lib/core/log.ts";
+import type { Envelope } from "../../lib/schemas/wikimedia.ts";
+import { topicNames } from "../../lib/pipeline/producer.ts";
+import { type Fault, loadStreamAsApiWiki } from "../fakes/fake_mediawiki.ts";
 import { startScaledWiki } from "./_scaled_wiki.ts";
 import { type Child, spawnService } from "./_process.ts";
 import { prng, type Random } from "./_random.ts";

@@ -1,16 +1,16 @@
 /** @module Shared by the consumer tests and the bench: replayed recorded rows, fresh databases, exact-match checks. */
 import assert from "node:assert/strict";
-import { connectDb, type Sql } from "../../lib/db.ts";
+import { connectDb, type Sql } from "../../lib/sink/db.ts";
 import {
   createTransactionalPublisher,
   ensureTopics,
   fetchLag,
   type Kafka,
   type OutRecord,
-} from "../../lib/kafka.ts";
-import type { Envelope } from "../../lib/schemas.ts";
-import type { Logger } from "../../lib/log.ts";
-import { loadRecordedWikis } from "../fake_mediawiki.ts";
+} from "../../lib/kafka/client.ts";
+import type { Envelope } from "../../lib/schemas/wikimedia.ts";
+import type { Logger } from "../../lib/core/log.ts";
+import { loadRecordedWikis } from "../fakes/fake_mediawiki.ts";
 
 /** One envelope to publish, with the identity the table must end up holding. */
 export interface ReplayedRecord {

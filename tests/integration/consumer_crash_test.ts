@@ -1,6 +1,6 @@
 /** A real consumer process killed with SIGKILL at random points, and stopped with SIGTERM. */
 import assert from "node:assert/strict";
-import { createKafka } from "../../lib/kafka.ts";
+import { createKafka } from "../../lib/kafka/client.ts";
 import { captureLogger, eventually, testConfig } from "../_helpers.ts";
 import {
   assertMatchesSource,

@@ -1,7 +1,7 @@
 /** PostgreSQL stopped and started again mid-stream: consumption pauses, nothing is committed, then resumes. */
 import assert from "node:assert/strict";
-import { startConsumer } from "../../lib/consumer_service.ts";
-import { createKafka } from "../../lib/kafka.ts";
+import { startConsumer } from "../../lib/pipeline/consumer.ts";
+import { createKafka } from "../../lib/kafka/client.ts";
 import {
   captureLogger,
   eventually,
@@ -17,7 +17,7 @@ import {
 } from "./_consumer_fixture.ts";
 
 // postgres.js 3.4 can leave a connection that died mid-COPY stuck for good; the sink recovers by
-// replacing its pool after a connection failure or a write timeout (lib/sink.ts).
+// replacing its pool after a connection failure or a write timeout (lib/sink/sink.ts).
 Deno.test({
   name:
     "consumer pauses through a PostgreSQL outage without committing, then resumes and loses nothing",

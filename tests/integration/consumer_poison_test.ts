@@ -1,15 +1,15 @@
 /** Poison records of every kind and in-batch duplicates, on real Kafka and PostgreSQL. */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { startConsumer } from "../../lib/consumer_service.ts";
-import { MAX_VALUE_BYTES } from "../../lib/decode.ts";
+import { startConsumer } from "../../lib/pipeline/consumer.ts";
+import { MAX_VALUE_BYTES } from "../../lib/sink/decode.ts";
 import {
   createKafka,
   type InRecord,
   runBatchConsumer,
-} from "../../lib/kafka.ts";
-import { topicNames } from "../../lib/producer_service.ts";
-import type { Envelope } from "../../lib/schemas.ts";
+} from "../../lib/kafka/client.ts";
+import { topicNames } from "../../lib/pipeline/producer.ts";
+import type { Envelope } from "../../lib/schemas/wikimedia.ts";
 import {
   captureLogger,
   eventually,

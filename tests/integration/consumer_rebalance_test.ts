@@ -1,7 +1,7 @@
 /** Group membership changes mid-stream: a second consumer joins, then the first one leaves. */
 import assert from "node:assert/strict";
-import { startConsumer } from "../../lib/consumer_service.ts";
-import { createKafka } from "../../lib/kafka.ts";
+import { startConsumer } from "../../lib/pipeline/consumer.ts";
+import { createKafka } from "../../lib/kafka/client.ts";
 import {
   captureLogger,
   eventually,

@@ -1,12 +1,12 @@
 /** The dashboard in a real browser (Debian chromium via playwright-core) against real services. */
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
-import { startConsumer } from "../../lib/consumer_service.ts";
-import { createDashboardData } from "../../lib/dashboard.ts";
-import { createApp } from "../../lib/http.ts";
-import { createMetrics } from "../../lib/metrics.ts";
-import { migrate } from "../../lib/migrate.ts";
-import { createSink, type SinkRow } from "../../lib/sink.ts";
+import { startConsumer } from "../../lib/pipeline/consumer.ts";
+import { createDashboardData } from "../../lib/http/dashboard_data.ts";
+import { createApp } from "../../lib/http/app.ts";
+import { createMetrics } from "../../lib/http/metrics.ts";
+import { migrate } from "../../lib/sink/migrate.ts";
+import { createSink, type SinkRow } from "../../lib/sink/sink.ts";
 import {
   captureLogger,
   eventually,

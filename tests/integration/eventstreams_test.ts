@@ -1,13 +1,13 @@
 /** SOURCE=eventstreams end to end: recorded SSE events, cut mid-event, reconnecting, into PostgreSQL. */
 import assert from "node:assert/strict";
-import { startProducer } from "../../lib/producer_service.ts";
-import { startConsumer } from "../../lib/consumer_service.ts";
-import { createKafka, readToEnd } from "../../lib/kafka.ts";
-import { topicNames } from "../../lib/producer_service.ts";
+import { startProducer } from "../../lib/pipeline/producer.ts";
+import { startConsumer } from "../../lib/pipeline/consumer.ts";
+import { createKafka, readToEnd } from "../../lib/kafka/client.ts";
+import { topicNames } from "../../lib/pipeline/producer.ts";
 import {
   recordedStreamLines,
   startFakeEventStreams,
-} from "../fake_eventstreams.ts";
+} from "../fakes/fake_eventstreams.ts";
 import {
   captureLogger,
   eventually,

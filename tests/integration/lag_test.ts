@@ -7,7 +7,7 @@ import {
   fetchLag,
   type Kafka,
   runBatchConsumer,
-} from "../../lib/kafka.ts";
+} from "../../lib/kafka/client.ts";
 import { captureLogger, eventually, testConfig } from "../_helpers.ts";
 
 function setup(partitions: number) {

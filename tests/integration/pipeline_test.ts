@@ -1,10 +1,13 @@
 /** End to end: fake MediaWiki (recorded rows) -> producer -> Kafka -> consumer -> PostgreSQL. */
 import assert from "node:assert/strict";
-import { startProducer } from "../../lib/producer_service.ts";
-import { startConsumer } from "../../lib/consumer_service.ts";
-import { decodeValue } from "../../lib/decode.ts";
-import type { Envelope } from "../../lib/schemas.ts";
-import { loadRecordedWikis, startFakeMediaWiki } from "../fake_mediawiki.ts";
+import { startProducer } from "../../lib/pipeline/producer.ts";
+import { startConsumer } from "../../lib/pipeline/consumer.ts";
+import { decodeValue } from "../../lib/sink/decode.ts";
+import type { Envelope } from "../../lib/schemas/wikimedia.ts";
+import {
+  loadRecordedWikis,
+  startFakeMediaWiki,
+} from "../fakes/fake_mediawiki.ts";
 import { captureLogger, tempSchema, testConfig } from "../_helpers.ts";
 
 const SINCE = "2013-01-01T00:00:00Z";

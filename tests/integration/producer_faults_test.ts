@@ -3,16 +3,16 @@
  * (rcids and timestamps going backwards): exactly the recorded set arrives in Kafka, once each.
  */
 import assert from "node:assert/strict";
-import { startProducer } from "../../lib/producer_service.ts";
+import { startProducer } from "../../lib/pipeline/producer.ts";
 import { publishedRcids } from "../_kafka.ts";
 import {
   type Fault,
   loadRecordedWikis,
   loadStreamAsApiWiki,
   startFakeMediaWiki,
-} from "../fake_mediawiki.ts";
+} from "../fakes/fake_mediawiki.ts";
 import { captureLogger, eventually, testConfig } from "../_helpers.ts";
-import { sleep } from "../../lib/retry.ts";
+import { sleep } from "../../lib/core/retry.ts";
 import { prng } from "../chaos/_random.ts";
 
 Deno.test("producer publishes exactly the recorded set under faults and late rows", async () => {

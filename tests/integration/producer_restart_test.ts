@@ -1,9 +1,12 @@
 /** kill -9 of a real producer process mid-backfill and mid-tail: after restart nothing is missed. */
 import assert from "node:assert/strict";
-import { loadStreamAsApiWiki, startFakeMediaWiki } from "../fake_mediawiki.ts";
+import {
+  loadStreamAsApiWiki,
+  startFakeMediaWiki,
+} from "../fakes/fake_mediawiki.ts";
 import { eventually, testConfig } from "../_helpers.ts";
 import { publishedRcids } from "../_kafka.ts";
-import { sleep } from "../../lib/retry.ts";
+import { sleep } from "../../lib/core/retry.ts";
 
 const PRODUCER = new URL("../../producer.ts", import.meta.url).pathname;
 

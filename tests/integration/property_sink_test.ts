@@ -4,9 +4,9 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { decodeValue } from "../../lib/decode.ts";
-import { migrate } from "../../lib/migrate.ts";
-import { createSink, type SinkRow } from "../../lib/sink.ts";
+import { decodeValue } from "../../lib/sink/decode.ts";
+import { migrate } from "../../lib/sink/migrate.ts";
+import { createSink, type SinkRow } from "../../lib/sink/sink.ts";
 import { encode, envelope, validRow } from "../_arbitraries.ts";
 import { captureLogger, tempSchema, testConfig } from "../_helpers.ts";
 
@@ -57,7 +57,7 @@ Deno.test("createSink() stores every decodable generated row and reads it back e
 });
 
 Deno.test("createSink() stores the boundary values the decoder accepts", async () => {
-  // Before the int4 and year bounds in lib/schemas.ts, ns = 2^31, oldlen = 2^40 or year 0000
+  // Before the int4 and year bounds in lib/schemas/wikimedia.ts, ns = 2^31, oldlen = 2^40 or year 0000
   // decoded, then failed inside COPY, where postgres.js never settles the write: the partition hung.
   const config = testConfig();
   await using db = await tempSchema(config);

@@ -1,9 +1,13 @@
 /** The sink against real PostgreSQL: rows PostgreSQL rejects are isolated, never a stall. */
 import assert from "node:assert/strict";
-import { createSink, type DeadLetter, type SinkRow } from "../../lib/sink.ts";
-import { migrate } from "../../lib/migrate.ts";
-import { decodeValue } from "../../lib/decode.ts";
-import { loadRecordedWikis } from "../fake_mediawiki.ts";
+import {
+  createSink,
+  type DeadLetter,
+  type SinkRow,
+} from "../../lib/sink/sink.ts";
+import { migrate } from "../../lib/sink/migrate.ts";
+import { decodeValue } from "../../lib/sink/decode.ts";
+import { loadRecordedWikis } from "../fakes/fake_mediawiki.ts";
 import { captureLogger, tempSchema, testConfig } from "../_helpers.ts";
 
 function recordedRows(): SinkRow[] {

@@ -7,12 +7,19 @@
  * passwords) are checked to leak no password into logs, errors or process output.
  */
 import assert from "node:assert/strict";
-import { startProducer } from "../../lib/producer_service.ts";
-import { startConsumer } from "../../lib/consumer_service.ts";
-import { createKafka, ensureTopics, kafkaSecurity } from "../../lib/kafka.ts";
-import { connectDb } from "../../lib/db.ts";
-import { serializeError } from "../../lib/log.ts";
-import { loadRecordedWikis, startFakeMediaWiki } from "../fake_mediawiki.ts";
+import { startProducer } from "../../lib/pipeline/producer.ts";
+import { startConsumer } from "../../lib/pipeline/consumer.ts";
+import {
+  createKafka,
+  ensureTopics,
+  kafkaSecurity,
+} from "../../lib/kafka/client.ts";
+import { connectDb } from "../../lib/sink/db.ts";
+import { serializeError } from "../../lib/core/log.ts";
+import {
+  loadRecordedWikis,
+  startFakeMediaWiki,
+} from "../fakes/fake_mediawiki.ts";
 import {
   captureLogger,
   eventually,

@@ -1,0 +1,138 @@
+/** @module The HTTP surface (Hono): health, readiness, lag, metrics and the dashboard; a pure app, no listening. */
+import { Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { DashboardData } from "./dashboard_data.ts";
+import {
+  DASHBOARD_HTML,
+  DASHBOARD_JS,
+  NO_DASHBOARD_HTML,
+} from "./_dashboard_page.ts";
+
+/** A check's answer. */
+export interface CheckResult {
+  ok: boolean;
+  reason?: string;
+  details?: Record<string, unknown>;
+}
+
+/** The parts of a lag report the dashboard reads (the full report is served as is on /lag). */
+export interface LagView {
+  total_lag: string;
+  time_lag_seconds: number | null;
+}
+
+/** What the app reads; each process supplies the parts it has. */
+export interface AppDeps {
+  service: string;
+  /** Liveness: false once the process stopped making progress while work is pending. */
+  health(): CheckResult;
+  /** Readiness: dependencies answering. */
+  ready(): Promise<CheckResult>;
+  /** Consumer lag as JSON, when this process consumes. */
+  lag?(): Promise<LagView>;
+  /** Prometheus text exposition. */
+  metrics?(): string | Promise<string>;
+  /** The dashboard's data, when this process has a database. */
+  dashboard?: DashboardData;
+}
+
+const CSP =
+  "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/** Builds the app; `app.request()` serves tests, `Deno.serve(app.fetch)` serves users. */
+export function createApp(deps: AppDeps): Hono {
+  const app = new Hono();
+  app.use(async (c, next) => {
+    if (c.req.method !== "GET" && c.req.method !== "HEAD") {
+      return c.json(
+        { error: "MethodNotAllowed", message: "This endpoint is read-only" },
+        405,
+        { allow: "GET, HEAD" },
+      );
+    }
+    await next();
+    c.header("x-content-type-options", "nosniff");
+    c.header("cache-control", "no-store");
+  });
+  app.get("/healthz", (c) => {
+    const h = deps.health();
+    return c.json({
+      status: h.ok ? "ok" : "unhealthy",
+      service: deps.service,
+      ...h,
+    }, h.ok ? 200 : 503);
+  });
+  app.get("/readyz", async (c) => {
+    const r = await deps.ready();
+    return c.json({
+      status: r.ok ? "ready" : "not_ready",
+      service: deps.service,
+      ...r,
+    }, r.ok ? 200 : 503);
+  });
+  app.get("/lag", async (c) => {
+    if (!deps.lag) {
+      throw new HTTPException(404, {
+        message: "This process does not consume",
+      });
+    }
+    return c.json(await deps.lag());
+  });
+  app.get("/metrics", async (c) => {
+    if (!deps.metrics) throw new HTTPException(404, { message: "No metrics" });
+    return c.text(await deps.metrics(), 200, {
+      "content-type": "text/plain; version=0.0.4; charset=utf-8",
+    });
+  });
+  app.get("/", (c) => {
+    c.header("content-security-policy", CSP);
+    const page = deps.dashboard ? DASHBOARD_HTML : NO_DASHBOARD_HTML;
+    return c.html(page.replaceAll("{{service}}", escapeHtml(deps.service)));
+  });
+  app.get("/dashboard.js", (c) =>
+    c.body(DASHBOARD_JS, 200, {
+      "content-type": "text/javascript; charset=utf-8",
+    }));
+  app.get("/api/dashboard", async (c) => {
+    if (!deps.dashboard) {
+      throw new HTTPException(404, {
+        message: "This process has no database, so no dashboard",
+      });
+    }
+    const [data, lag] = await Promise.all([
+      deps.dashboard.snapshot(),
+      deps.lag?.().then(
+        (l): LagView => ({
+          total_lag: l.total_lag,
+          time_lag_seconds: l.time_lag_seconds,
+        }),
+        () => null,
+      ) ?? null,
+    ]);
+    return c.json({ data, lag });
+  });
+  app.notFound((c) =>
+    c.json({ error: "NotFound", message: "No such endpoint" }, 404)
+  );
+  app.onError((err, c) => {
+    if (err instanceof HTTPException) {
+      return c.json(
+        { error: "HTTPException", message: err.message },
+        err.status,
+      );
+    }
+    // Only the error's class: messages can carry connection strings or query text.
+    return c.json({ error: err.name }, 500);
+  });
+  return app;
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(
+    /[&<>"']/g,
+    (ch) =>
+      ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[
+        ch
+      ]!,
+  );
+}

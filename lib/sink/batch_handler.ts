@@ -1,0 +1,169 @@
+/** @module Turns a Kafka batch into one durable sink write: decode, dead-letter, write with retry. */
+import { decodeValue } from "./decode.ts";
+import { DecodeError } from "../core/errors.ts";
+import type { BatchContext, RecordBatch } from "../kafka/client.ts";
+import type { Logger } from "../core/log.ts";
+import { retry } from "../core/retry.ts";
+import type { DeadLetter, Sink, SinkRow } from "./sink.ts";
+
+/** Counters the consumer bumps (metrics read them). */
+export interface ConsumerStats {
+  consumed: number;
+  written: number;
+  duplicates: number;
+  deadLettered: number;
+  batches: number;
+  dbErrors: number;
+  lastBatchMs: number;
+  lastEventMs: number;
+}
+
+/** Options for {@linkcode createBatchHandler}. */
+export interface BatchHandlerOptions {
+  sink: Sink;
+  log: Logger;
+  signal: AbortSignal;
+  stats?: ConsumerStats;
+  now?: () => number;
+}
+
+/** Fresh zeroed counters. */
+export function newConsumerStats(): ConsumerStats {
+  return {
+    consumed: 0,
+    written: 0,
+    duplicates: 0,
+    deadLettered: 0,
+    batches: 0,
+    dbErrors: 0,
+    lastBatchMs: 0,
+    lastEventMs: 0,
+  };
+}
+
+/** Splits a batch into rows and dead letters; never throws on bad input. */
+export function decodeBatch(
+  batch: RecordBatch,
+  receivedAt = new Date(),
+): { rows: SinkRow[]; deadLetters: DeadLetter[] } {
+  const rows: SinkRow[] = [];
+  const deadLetters: DeadLetter[] = [];
+  for (const r of batch.records) {
+    try {
+      rows.push({
+        ...decodeValue(r.value),
+        kafka_partition: r.partition,
+        kafka_offset: r.offset,
+      });
+    } catch (err) {
+      const reason = err instanceof DecodeError ? err.reason : "decode_failed";
+      deadLetters.push({
+        topic: r.topic,
+        partition: r.partition,
+        offset: r.offset,
+        key: r.key,
+        value: r.value,
+        headers: {
+          ...r.headers,
+          ...deadLetterHeaders({
+            reason,
+            error: storable((err as Error).message),
+            topic: r.topic,
+            partition: r.partition,
+            offset: r.offset,
+            timestamp: r.timestamp,
+            receivedAt,
+          }),
+        },
+        reason,
+        error: storable((err as Error).message),
+      });
+    }
+  }
+  return { rows, deadLetters };
+}
+
+/** Error text fit for PostgreSQL text/jsonb: JSON.parse quotes the bad input, NUL included. */
+function storable(text: string): string {
+  return text.replaceAll("\0", "\\u0000").toWellFormed();
+}
+
+/** The headers a dead letter carries: why (`dlq.reason`, `dlq.error`), where from, and when. */
+export function deadLetterHeaders(d: {
+  reason: string;
+  error: string;
+  topic: string;
+  partition: number;
+  offset: string;
+  timestamp?: string;
+  receivedAt: Date;
+}): Record<string, string> {
+  return {
+    "dlq.reason": d.reason,
+    "dlq.error": d.error.slice(0, 1000),
+    "dlq.source_topic": d.topic,
+    "dlq.source_partition": String(d.partition),
+    "dlq.source_offset": d.offset,
+    ...(d.timestamp ? { "dlq.source_timestamp": d.timestamp } : {}),
+    "dlq.received_at": d.receivedAt.toISOString(),
+  };
+}
+
+/**
+ * Returns the handler for `runBatchConsumer`: it resolves only after the batch is committed in
+ * PostgreSQL. A database outage is retried with backoff (heartbeating) until it recovers or the
+ * consumer stops; the offset is then not committed, so nothing is lost.
+ */
+export function createBatchHandler(options: BatchHandlerOptions) {
+  const stats = options.stats ?? newConsumerStats();
+  const now = options.now ?? Date.now;
+  return async (batch: RecordBatch, ctx: BatchContext): Promise<void> => {
+    const { rows, deadLetters } = decodeBatch(batch);
+    const started = now();
+    // Shutdown or a lost partition stops the retries (the batch is then abandoned, uncommitted);
+    // a write already under way is finished first.
+    const signal = AbortSignal.any([options.signal, ctx.signal]);
+    const result = await retry(() => options.sink.write(rows, deadLetters), {
+      maxAttempts: Number.POSITIVE_INFINITY,
+      minTimeout: 500,
+      maxTimeout: 10_000,
+      // Bad rows are already isolated by the sink; anything else is the database being unwell.
+      isRetriable: () => true,
+      signal,
+      onRetry: (err, attempt, delayMs) => {
+        stats.dbErrors++;
+        options.log.warn("database write failed, retrying", {
+          err,
+          attempt,
+          delay_ms: delayMs,
+          partition: batch.partition,
+        });
+        ctx.heartbeat().catch(() => {});
+      },
+    });
+    stats.batches++;
+    stats.consumed += batch.records.length;
+    stats.written += result.inserted;
+    stats.duplicates += result.duplicates;
+    stats.deadLettered += result.deadLettered.length;
+    stats.lastBatchMs = now();
+    for (const r of rows) {
+      const t = Date.parse(r.event_time);
+      if (t > stats.lastEventMs) stats.lastEventMs = t;
+    }
+    if (result.deadLettered.length > 0) {
+      options.log.warn("records dead-lettered", {
+        count: result.deadLettered.length,
+        reasons: [...new Set(result.deadLettered.map((d) => d.reason))],
+        partition: batch.partition,
+      });
+    }
+    options.log.debug("batch written", {
+      partition: batch.partition,
+      records: batch.records.length,
+      inserted: result.inserted,
+      duplicates: result.duplicates,
+      ms: now() - started,
+    });
+  };
+}
