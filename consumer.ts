@@ -1,5 +1,6 @@
 /** @module `deno task consume`: reads the topic in batches and writes them into PostgreSQL. */
-import { boot, serve } from "./lib/core/cli.ts";
+import { boot } from "./lib/core/cli.ts";
+import { serve } from "./lib/http/serve.ts";
 import { startConsumer } from "./lib/pipeline/consumer.ts";
 import { createApp } from "./lib/http/app.ts";
 import { createLifecycle } from "./lib/core/lifecycle.ts";

@@ -1,5 +1,6 @@
 /** @module `deno task produce`: polls the configured wikis and publishes every change to Kafka. */
-import { boot, serve } from "./lib/core/cli.ts";
+import { boot } from "./lib/core/cli.ts";
+import { serve } from "./lib/http/serve.ts";
 import { createApp } from "./lib/http/app.ts";
 import { createLifecycle } from "./lib/core/lifecycle.ts";
 import { startProducer } from "./lib/pipeline/producer.ts";

@@ -3,13 +3,22 @@
  * KAFKA_BROKERS / DATABASE_URL are not given, migrates, then runs producer and consumer together
  * (one HTTP server) until Ctrl-C.
  */
-import { boot, serve } from "./lib/core/cli.ts";
-import { startConsumer } from "./lib/pipeline/consumer.ts";
+import { boot, type Flags } from "./lib/core/cli.ts";
+import type { Config } from "./lib/core/config.ts";
+import { createLifecycle, type Lifecycle } from "./lib/core/lifecycle.ts";
+import type { Logger } from "./lib/core/log.ts";
+import { serve } from "./lib/http/serve.ts";
+import {
+  type ConsumerService,
+  startConsumer,
+} from "./lib/pipeline/consumer.ts";
 import { createApp } from "./lib/http/app.ts";
-import { createLifecycle } from "./lib/core/lifecycle.ts";
-import { createMetrics } from "./lib/http/metrics.ts";
+import { createMetrics, type Metrics } from "./lib/http/metrics.ts";
 import { createDashboardData } from "./lib/http/dashboard_data.ts";
-import { startProducer } from "./lib/pipeline/producer.ts";
+import {
+  type ProducerService,
+  startProducer,
+} from "./lib/pipeline/producer.ts";
 
 /** Starts the local services through scripts/services.sh and returns the settings it printed. */
 async function localServices(): Promise<Record<string, string>> {
@@ -32,16 +41,61 @@ async function localServices(): Promise<Record<string, string>> {
 
 /** Runs the whole pipeline; returns the exit code. */
 export async function main(args = Deno.args): Promise<number> {
-  const env = Deno.env.toObject();
-  if (!env.KAFKA_BROKERS || !env.DATABASE_URL) {
-    const local = await localServices();
-    for (const [k, v] of Object.entries(local)) env[k] ||= v;
-  }
+  const env = await withLocalServices(Deno.env.toObject());
   const booted = boot("wikistream", args, ["since", "until"], env);
   if ("exitCode" in booted) return booted.exitCode;
   const { config, flags, log } = booted;
   using life = createLifecycle(log);
   const metrics = createMetrics();
+  const started = await startPipeline(config, flags, { log, life, metrics });
+  if (!started) return 1;
+  const { producer: p, consumer: c } = started;
+  const server = serve(createPipelineApp(p, c, metrics), {
+    hostname: config.HTTP_HOST,
+    port: config.HTTP_PORT,
+    signal: life.signal,
+    log,
+  });
+  log.info("pipeline running; press Ctrl-C to stop", { wikis: config.WIKIS });
+  const code = await untilDone(p, c, log);
+  life.stop("stop");
+  await p.close();
+  await c.close();
+  await server.finished;
+  log.info("stopped", {
+    code,
+    published: [...p.stats.values()].reduce((n, s) => n + s.published, 0),
+    written: c.stats.written,
+  });
+  return code;
+}
+
+/** Fills in the local services' settings when KAFKA_BROKERS or DATABASE_URL is not given. */
+async function withLocalServices(
+  env: Record<string, string>,
+): Promise<Record<string, string>> {
+  if (!env.KAFKA_BROKERS || !env.DATABASE_URL) {
+    const local = await localServices();
+    for (const [k, v] of Object.entries(local)) env[k] ||= v;
+  }
+  return env;
+}
+
+/** What {@linkcode startPipeline} needs besides the config. */
+interface PipelineDeps {
+  log: Logger;
+  life: Lifecycle;
+  metrics: Metrics;
+}
+
+/** Starts the consumer, then the producer; on failure logs it, stops and returns undefined. */
+async function startPipeline(
+  config: Config,
+  flags: Flags,
+  { log, life, metrics }: PipelineDeps,
+): Promise<
+  { consumer: ConsumerService; producer: ProducerService } | undefined
+> {
   let consumer, producer;
   try {
     consumer = await startConsumer(config, {
@@ -60,10 +114,18 @@ export async function main(args = Deno.args): Promise<number> {
     log.error("cannot start", { err });
     life.stop("startup failed");
     await consumer?.close().catch(() => {});
-    return 1;
+    return undefined;
   }
-  const p = producer, c = consumer;
-  const app = createApp({
+  return { consumer, producer };
+}
+
+/** One app over both halves: healthy and ready only when both are. */
+function createPipelineApp(
+  p: ProducerService,
+  c: ConsumerService,
+  metrics: Metrics,
+) {
+  return createApp({
     service: "wikistream",
     health: () => {
       const hp = p.health(), hc = c.health();
@@ -84,31 +146,22 @@ export async function main(args = Deno.args): Promise<number> {
       metrics.render({ producer: p.stats, consumer: c.stats, lag: c.lag }),
     dashboard: createDashboardData(c.sql),
   });
-  const server = serve(app, {
-    hostname: config.HTTP_HOST,
-    port: config.HTTP_PORT,
-    signal: life.signal,
-    log,
-  });
-  log.info("pipeline running; press Ctrl-C to stop", { wikis: config.WIKIS });
-  let code = 0;
+}
+
+/** Waits for both halves; returns the exit code (1 when either failed). */
+async function untilDone(
+  p: ProducerService,
+  c: ConsumerService,
+  log: Logger,
+): Promise<number> {
   try {
     // With --until the producer finishes first; the consumer goes on until Ctrl-C.
     await Promise.all([p.done, c.done]);
+    return 0;
   } catch (err) {
     log.error("pipeline failed", { err });
-    code = 1;
+    return 1;
   }
-  life.stop("stop");
-  await p.close();
-  await c.close();
-  await server.finished;
-  log.info("stopped", {
-    code,
-    published: [...p.stats.values()].reduce((n, s) => n + s.published, 0),
-    written: c.stats.written,
-  });
-  return code;
 }
 
 if (import.meta.main) Deno.exit(await main());

@@ -2,15 +2,16 @@
  * @module Producer bench: time to parse, validate and publish one 500-row page (the recorded
  * lvwiki rows, replayed five times with shifted rcids), one Kafka transaction per page.
  */
-import {
-  createKafka,
-  createTransactionalPublisher,
-  ensureTopics,
-} from "../lib/kafka/client.ts";
+import { createKafka } from "../lib/kafka/client.ts";
+import { createTransactionalPublisher } from "../lib/kafka/publisher.ts";
+import { ensureTopics } from "../lib/kafka/topics.ts";
 import { buildPage } from "../lib/source/poller.ts";
 import { Cursor } from "../lib/source/cursor.ts";
 import type { Logger } from "../lib/core/log.ts";
-import { loadRecordedWikis } from "../tests/fakes/fake_mediawiki.ts";
+import {
+  loadRecordedWikis,
+  type RecordedWiki,
+} from "../tests/fakes/fake_mediawiki.ts";
 
 /** Options for {@linkcode runProducerBench}. */
 export interface ProducerBenchOptions {
@@ -41,6 +42,51 @@ export async function runProducerBench(
     checkpoints: `bench.${id}.rc.checkpoints`,
     rejects: `bench.${id}.rc.rejects`,
   };
+  const publisher = await connectPublisher(id, topics, options);
+  const lv = loadRecordedWikis().find((w) => w.host === "lv.wikipedia.org")!;
+  const bodies = pageBodies(lv, pages + 5);
+  let timings: PageTimings;
+  try {
+    timings = await timePages(publisher, bodies, { lv, topics });
+  } finally {
+    await publisher.disconnect();
+  }
+  const result = {
+    page_rows: 500,
+    pages,
+    page_ms_median: round(quantile(timings.total, 0.5)),
+    page_ms_p95: round(quantile(timings.total, 0.95)),
+    parse_validate_ms_median: round(quantile(timings.prep, 0.5)),
+    publish_ms_median: round(quantile(timings.pub, 0.5)),
+  };
+  options.say(
+    `producer: 500-row page parse+validate+publish median ${result.page_ms_median} ms, p95 ${result.page_ms_p95} ms ` +
+      `(parse+validate ${result.parse_validate_ms_median} ms, transaction ${result.publish_ms_median} ms; target <= 20 ms)`,
+  );
+  return result;
+}
+
+/** The bench's own topics. */
+interface Topics {
+  events: string;
+  checkpoints: string;
+  rejects: string;
+}
+type Publisher = Awaited<ReturnType<typeof createTransactionalPublisher>>;
+
+/** Milliseconds per measured page: in all, parse+validate, and the publish transaction. */
+interface PageTimings {
+  total: number[];
+  prep: number[];
+  pub: number[];
+}
+
+/** Creates the bench's topics and connects a transactional publisher to them. */
+async function connectPublisher(
+  id: string,
+  topics: Topics,
+  options: ProducerBenchOptions,
+): Promise<Publisher> {
   const kafka = createKafka({
     brokers: options.brokers.split(","),
     clientId: `bench-${id}`,
@@ -55,13 +101,15 @@ export async function runProducerBench(
     },
     { topic: topics.rejects, partitions: 1 },
   ]);
-  const publisher = await createTransactionalPublisher(kafka, {
+  return await createTransactionalPublisher(kafka, {
     transactionalId: `bench-${id}`,
     log: options.log,
   });
-  const lv = loadRecordedWikis().find((w) => w.host === "lv.wikipedia.org")!;
-  // The API answer a page would be: 500 recorded rows, rcids shifted so every page is new.
-  const bodies = Array.from({ length: pages + 5 }, (_, p) =>
+}
+
+/** The API answer a page would be: 500 recorded rows, rcids shifted so every page is new. */
+function pageBodies(lv: RecordedWiki, count: number): string[] {
+  return Array.from({ length: count }, (_, p) =>
     JSON.stringify({
       batchcomplete: true,
       query: {
@@ -72,49 +120,41 @@ export async function runProducerBench(
           }))).flat(),
       },
     }));
+}
+
+/** Parses, validates and publishes each page in turn; the first five are warm-up. */
+async function timePages(
+  publisher: Publisher,
+  bodies: string[],
+  { lv, topics }: { lv: RecordedWiki; topics: Topics },
+): Promise<PageTimings> {
   const total: number[] = [], prep: number[] = [], pub: number[] = [];
   let cursor = Cursor.at("2020-04-01T00:00:00Z");
-  try {
-    for (const [i, body] of bodies.entries()) {
-      const t0 = performance.now();
-      const rows = JSON.parse(body).query.recentchanges as unknown[];
-      const built = buildPage(rows, {
-        cursor,
-        wiki: "lvwiki",
-        host: lv.host,
-        serverName: lv.servername,
-        topics,
-        overlapMs: 120_000,
-        now: new Date(),
-      });
-      const t1 = performance.now();
-      await publisher.publish(built.records);
-      const t2 = performance.now();
-      cursor = built.next;
-      if (built.fresh.length !== 500) {
-        throw new Error(`Expected 500 new rows, got ${built.fresh.length}`);
-      }
-      if (i < 5) continue; // warm-up
-      prep.push(t1 - t0);
-      pub.push(t2 - t1);
-      total.push(t2 - t0);
+  for (const [i, body] of bodies.entries()) {
+    const t0 = performance.now();
+    const rows = JSON.parse(body).query.recentchanges as unknown[];
+    const built = buildPage(rows, {
+      cursor,
+      wiki: "lvwiki",
+      host: lv.host,
+      serverName: lv.servername,
+      topics,
+      overlapMs: 120_000,
+      now: new Date(),
+    });
+    const t1 = performance.now();
+    await publisher.publish(built.records);
+    const t2 = performance.now();
+    cursor = built.next;
+    if (built.fresh.length !== 500) {
+      throw new Error(`Expected 500 new rows, got ${built.fresh.length}`);
     }
-  } finally {
-    await publisher.disconnect();
+    if (i < 5) continue; // warm-up
+    prep.push(t1 - t0);
+    pub.push(t2 - t1);
+    total.push(t2 - t0);
   }
-  const result = {
-    page_rows: 500,
-    pages,
-    page_ms_median: round(quantile(total, 0.5)),
-    page_ms_p95: round(quantile(total, 0.95)),
-    parse_validate_ms_median: round(quantile(prep, 0.5)),
-    publish_ms_median: round(quantile(pub, 0.5)),
-  };
-  options.say(
-    `producer: 500-row page parse+validate+publish median ${result.page_ms_median} ms, p95 ${result.page_ms_p95} ms ` +
-      `(parse+validate ${result.parse_validate_ms_median} ms, transaction ${result.publish_ms_median} ms; target <= 20 ms)`,
-  );
-  return result;
+  return { total, prep, pub };
 }
 
 function quantile(xs: number[], q: number): number {

@@ -1,10 +1,14 @@
 /**
  * @module `deno task chaos [--long] [--seed N] [--copies K] [--faults F]`: runs the reliability
- * suite (tests/chaos/harness.ts) on its own Kafka and PostgreSQL (ports 29092/25432) and prints
+ * suite (tests/chaos/harness.ts) on its own Kafka and PostgreSQL (on free ports) and prints
  * the report as JSON. Exit 0 when nothing was lost, doubled or wrong.
  */
 import { parseArgs } from "node:util";
-import { runChaos, stopChaosServices } from "../tests/chaos/harness.ts";
+import {
+  type ChaosOptions,
+  runChaos,
+  stopChaosServices,
+} from "../tests/chaos/harness.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -22,7 +26,7 @@ const { values } = parseArgs({
 const long = values.long;
 // Long form: 264 copies of the 3,796 recorded rows = 1,002,144 rows.
 const copies = Number(values.copies ?? (long ? 264 : 2));
-const report = await runChaos({
+const options: ChaosOptions = {
   seed: Number(values.seed ?? 20180307),
   copies,
   faults: Number(values.faults ?? (long ? 24 : 8)),
@@ -31,8 +35,15 @@ const report = await runChaos({
   logDir: values["log-dir"],
   onProgress: (line) =>
     Deno.stderr.writeSync(new TextEncoder().encode(`${line}\n`)),
-});
-if (!values["keep-services"]) await stopChaosServices();
+};
+const report = await runChaos(options);
+if (values["keep-services"]) {
+  Deno.stderr.writeSync(
+    new TextEncoder().encode(
+      `services kept: Kafka 127.0.0.1:${options.kafkaPort}, PostgreSQL 127.0.0.1:${options.pgPort}\n`,
+    ),
+  );
+} else await stopChaosServices(options);
 Deno.stdout.writeSync(
   new TextEncoder().encode(JSON.stringify(report, null, 2) + "\n"),
 );

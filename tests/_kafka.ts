@@ -1,6 +1,7 @@
 /** @module Test helpers that read back what was published to Kafka. */
 import { topicNames } from "../lib/pipeline/producer.ts";
-import { createKafka, readToEnd } from "../lib/kafka/client.ts";
+import { createKafka } from "../lib/kafka/client.ts";
+import { readToEnd } from "../lib/kafka/compacted.ts";
 import { captureLogger, type testConfig } from "./_helpers.ts";
 
 /** Reads every event in the topic: rcid -> number of times published. */

@@ -1,7 +1,8 @@
 /** @module Structural checks of compose.yaml and .env.example (no Docker engine needed). */
 import assert from "node:assert/strict";
 import { parse } from "yaml";
-import { CONFIG_KEYS, ConfigSchema, loadConfig } from "../lib/core/config.ts";
+import { loadConfig } from "../lib/core/config.ts";
+import { CONFIG_KEYS, ConfigSchema } from "../lib/schemas/config.ts";
 
 interface Healthcheck {
   test?: string | string[];

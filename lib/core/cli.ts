@@ -1,9 +1,8 @@
-/** @module Shared entrypoint plumbing: flags, config errors (exit 2), and the HTTP server. */
+/** @module Shared entrypoint plumbing: flags and config errors (exit 2). */
 import { parseArgs } from "node:util";
 import { type Config, loadConfig } from "./config.ts";
 import { ConfigError } from "./errors.ts";
 import { createLogger, type Logger } from "./log.ts";
-import type { Hono } from "hono";
 
 /** Parsed flags of all entrypoints. */
 export interface Flags {
@@ -85,18 +84,4 @@ export function boot(
     createLogger({ service }).error(err.message, { error: "ConfigError" });
     return { exitCode: 2 };
   }
-}
-
-/** Serves the app until `signal` aborts. */
-export function serve(
-  app: Hono,
-  options: { hostname: string; port: number; signal: AbortSignal; log: Logger },
-): Deno.HttpServer {
-  return Deno.serve({
-    hostname: options.hostname,
-    port: options.port,
-    signal: options.signal,
-    onListen: ({ hostname, port }) =>
-      options.log.info("http listening", { url: `http://${hostname}:${port}` }),
-  }, app.fetch);
 }

@@ -1,5 +1,5 @@
 /** @module The HTTP surface (Hono): health, readiness, lag, metrics and the dashboard; a pure app, no listening. */
-import { Hono } from "hono";
+import { type Context, Hono, type Next } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { DashboardData } from "./dashboard_data.ts";
 import {
@@ -42,18 +42,35 @@ const CSP =
 /** Builds the app; `app.request()` serves tests, `Deno.serve(app.fetch)` serves users. */
 export function createApp(deps: AppDeps): Hono {
   const app = new Hono();
-  app.use(async (c, next) => {
-    if (c.req.method !== "GET" && c.req.method !== "HEAD") {
-      return c.json(
-        { error: "MethodNotAllowed", message: "This endpoint is read-only" },
-        405,
-        { allow: "GET, HEAD" },
-      );
-    }
-    await next();
-    c.header("x-content-type-options", "nosniff");
-    c.header("cache-control", "no-store");
-  });
+  app.use(readOnlyHeaders);
+  routeChecks(app, deps);
+  routeDashboard(app, deps);
+  app.notFound((c) =>
+    c.json({ error: "NotFound", message: "No such endpoint" }, 404)
+  );
+  app.onError(errorResponse);
+  return app;
+}
+
+/** Answers 405 to anything but GET and HEAD; marks every answer nosniff and no-store. */
+async function readOnlyHeaders(
+  c: Context,
+  next: Next,
+): Promise<Response | void> {
+  if (c.req.method !== "GET" && c.req.method !== "HEAD") {
+    return c.json(
+      { error: "MethodNotAllowed", message: "This endpoint is read-only" },
+      405,
+      { allow: "GET, HEAD" },
+    );
+  }
+  await next();
+  c.header("x-content-type-options", "nosniff");
+  c.header("cache-control", "no-store");
+}
+
+/** The operator's endpoints: /healthz, /readyz, /lag and /metrics. */
+function routeChecks(app: Hono, deps: AppDeps): void {
   app.get("/healthz", (c) => {
     const h = deps.health();
     return c.json({
@@ -84,6 +101,10 @@ export function createApp(deps: AppDeps): Hono {
       "content-type": "text/plain; version=0.0.4; charset=utf-8",
     });
   });
+}
+
+/** The dashboard: its page, its script and its data. */
+function routeDashboard(app: Hono, deps: AppDeps): void {
   app.get("/", (c) => {
     c.header("content-security-policy", CSP);
     const page = deps.dashboard ? DASHBOARD_HTML : NO_DASHBOARD_HTML;
@@ -111,20 +132,18 @@ export function createApp(deps: AppDeps): Hono {
     ]);
     return c.json({ data, lag });
   });
-  app.notFound((c) =>
-    c.json({ error: "NotFound", message: "No such endpoint" }, 404)
-  );
-  app.onError((err, c) => {
-    if (err instanceof HTTPException) {
-      return c.json(
-        { error: "HTTPException", message: err.message },
-        err.status,
-      );
-    }
-    // Only the error's class: messages can carry connection strings or query text.
-    return c.json({ error: err.name }, 500);
-  });
-  return app;
+}
+
+/** Expected errors keep their status and message; others answer 500 with the class alone. */
+function errorResponse(err: Error, c: Context): Response {
+  if (err instanceof HTTPException) {
+    return c.json(
+      { error: "HTTPException", message: err.message },
+      err.status,
+    );
+  }
+  // Only the error's class: messages can carry connection strings or query text.
+  return c.json({ error: err.name }, 500);
 }
 
 function escapeHtml(s: string): string {

@@ -1,5 +1,5 @@
 /** @module The dashboard's data: bounded, indexed queries over the last hour of activity. */
-import type { Sql } from "../sink/db.ts";
+import type { Sql, Transaction } from "../sink/db.ts";
 
 /** Changes of one wiki in one minute (wikis beyond the busiest few are folded into "(other)"). */
 export interface MinutePoint {
@@ -74,98 +74,176 @@ export function createDashboardData(
   sql: Sql,
   options: DashboardDataOptions = {},
 ): DashboardData {
-  const minutes = options.windowMinutes ?? 60;
-  const maxWikis = options.maxWikis ?? 8;
-  const limit = options.limit ?? 10;
-  const timeout = options.statementTimeoutMs ?? 5000;
-  const now = options.now ?? (() => new Date());
+  const settings: Settings = {
+    minutes: options.windowMinutes ?? 60,
+    maxWikis: options.maxWikis ?? 8,
+    limit: options.limit ?? 10,
+    timeout: options.statementTimeoutMs ?? 5000,
+    now: options.now ?? (() => new Date()),
+  };
   return {
     snapshot: () =>
-      sql.begin("read only", async (tx) => {
-        await tx.unsafe(`set local statement_timeout = ${Math.trunc(timeout)}`);
-        const at = now();
-        // Backward scan of the event_time index: one row.
-        const [newest] = await tx<{ t: Date | null }[]>`
-          select max(event_time) as t from wiki_recent_changes`;
-        const newestMs = newest?.t?.getTime() ?? null;
-        const mode = newestMs === null
-          ? "empty"
-          : newestMs >= at.getTime() - minutes * 60_000
-          ? "live"
-          : "replay";
-        const anchor = mode === "replay" ? new Date(newestMs!) : at;
-        const to = new Date(
-          Math.floor(anchor.getTime() / 60_000) * 60_000 + 60_000,
-        );
-        const from = new Date(to.getTime() - minutes * 60_000);
+      sql.begin("read only", (tx) => readSnapshot(tx, settings)) as Promise<
+        DashboardSnapshot
+      >,
+  };
+}
 
-        const perMinute = await tx<MinutePoint[]>`
-          with w as (
-            select wiki, minute, changes from wiki_activity_minute
-            where minute >= ${from} and minute < ${to}
-          ), top as (
-            select wiki from w group by wiki order by sum(changes) desc, wiki limit ${maxWikis}
-          )
-          select case when wiki in (select wiki from top) then wiki else '(other)' end as wiki,
-            minute, sum(changes)::int as changes
-          from w group by 1, 2 order by 2, 1`;
-        const [totals] = await tx<DashboardSnapshot["totals"][]>`
-          select coalesce(sum(changes), 0)::int as changes,
-            coalesce(sum(bot_changes), 0)::int as bots,
-            coalesce(sum(anon_changes), 0)::int as anonymous,
-            greatest(coalesce(sum(changes - bot_changes - anon_changes), 0), 0)::int as humans,
-            coalesce(sum(new_pages), 0)::int as new_pages
-          from wiki_activity_minute where minute >= ${from} and minute < ${to}`;
-        // Index-only scan of the window (0002), then one title lookup per top page.
-        const topPages = await tx<TopPage[]>`
-          with top as (
-            select wiki, page_id, count(*)::int as edits, max(event_time) as last_edit
-            from wiki_recent_changes
-            where change_type in ('edit', 'new') and event_time >= ${from} and event_time < ${to}
-              and page_id > 0
-            group by wiki, page_id order by edits desc, last_edit desc limit ${limit}
-          )
-          select top.wiki, top.page_id::text, t.title, top.edits, top.last_edit
-          from top left join lateral (
-            select title from wiki_recent_changes r
-            where r.wiki = top.wiki and r.page_id = top.page_id and r.event_time <= top.last_edit
-            order by r.event_time desc limit 1
-          ) t on true
-          order by top.edits desc, top.last_edit desc`;
-        const newPages = await tx<NewPage[]>`
-          select wiki, title, user_name, event_time from wiki_recent_changes
-          where change_type = 'new' and event_time >= ${from} and event_time < ${to}
-          order by event_time desc limit ${limit}`;
-        const [dl] = await tx<{ n: number }[]>`
-          select count(*)::int as n from (select 1 from dead_letters limit ${DEAD_LETTER_CAP}) d`;
-        const charted = new Set(perMinute.map((p) => p.wiki));
-        return {
-          generated_at: at.toISOString(),
-          mode,
-          window: { from: from.toISOString(), to: to.toISOString(), minutes },
-          newest_event_time: newestMs === null
-            ? null
-            : new Date(newestMs).toISOString(),
-          wikis: wikiOrder(perMinute, charted),
-          per_minute: perMinute.map((p) => ({
-            ...p,
-            minute: iso(p.minute),
-          })),
-          totals: totals!,
-          top_pages: topPages.map((p) => ({
-            ...p,
-            last_edit: iso(p.last_edit),
-          })),
-          new_pages: newPages.map((p) => ({
-            ...p,
-            event_time: iso(p.event_time),
-          })),
-          dead_letters: {
-            count: dl?.n ?? 0,
-            capped: (dl?.n ?? 0) >= DEAD_LETTER_CAP,
-          },
-        } satisfies DashboardSnapshot;
-      }) as Promise<DashboardSnapshot>,
+/** The resolved {@linkcode DashboardDataOptions}. */
+interface Settings {
+  minutes: number;
+  maxWikis: number;
+  limit: number;
+  timeout: number;
+  now: () => Date;
+}
+
+/** The hour shown: `[from, to)` in whole minutes, and what it is relative to. */
+interface TimeWindow {
+  at: Date;
+  newestMs: number | null;
+  mode: DashboardSnapshot["mode"];
+  from: Date;
+  to: Date;
+}
+
+/** Reads every part of the snapshot in one read-only transaction. */
+async function readSnapshot(
+  tx: Transaction,
+  settings: Settings,
+): Promise<DashboardSnapshot> {
+  await tx.unsafe(
+    `set local statement_timeout = ${Math.trunc(settings.timeout)}`,
+  );
+  const w = await readWindow(tx, settings);
+  const perMinute = await readPerMinute(tx, w, settings.maxWikis);
+  const totals = await readTotals(tx, w);
+  const topPages = await readTopPages(tx, w, settings.limit);
+  const newPages = await readNewPages(tx, w, settings.limit);
+  const deadLetters = await countDeadLetters(tx);
+  const charted = new Set(perMinute.map((p) => p.wiki));
+  return {
+    generated_at: w.at.toISOString(),
+    mode: w.mode,
+    window: {
+      from: w.from.toISOString(),
+      to: w.to.toISOString(),
+      minutes: settings.minutes,
+    },
+    newest_event_time: w.newestMs === null
+      ? null
+      : new Date(w.newestMs).toISOString(),
+    wikis: wikiOrder(perMinute, charted),
+    per_minute: perMinute.map((p) => ({ ...p, minute: iso(p.minute) })),
+    totals,
+    top_pages: topPages.map((p) => ({ ...p, last_edit: iso(p.last_edit) })),
+    new_pages: newPages.map((p) => ({ ...p, event_time: iso(p.event_time) })),
+    dead_letters: deadLetters,
+  } satisfies DashboardSnapshot;
+}
+
+/** Live when the newest event is within the window, else a replay ending at the newest event. */
+async function readWindow(
+  tx: Transaction,
+  settings: Settings,
+): Promise<TimeWindow> {
+  const { minutes } = settings;
+  const at = settings.now();
+  // Backward scan of the event_time index: one row.
+  const [newest] = await tx<{ t: Date | null }[]>`
+    select max(event_time) as t from wiki_recent_changes`;
+  const newestMs = newest?.t?.getTime() ?? null;
+  const mode = newestMs === null
+    ? "empty"
+    : newestMs >= at.getTime() - minutes * 60_000
+    ? "live"
+    : "replay";
+  const anchor = mode === "replay" ? new Date(newestMs!) : at;
+  const to = new Date(
+    Math.floor(anchor.getTime() / 60_000) * 60_000 + 60_000,
+  );
+  const from = new Date(to.getTime() - minutes * 60_000);
+  return { at, newestMs, mode, from, to };
+}
+
+/** Changes per minute of the busiest wikis, the rest summed as "(other)". */
+async function readPerMinute(
+  tx: Transaction,
+  { from, to }: TimeWindow,
+  maxWikis: number,
+): Promise<MinutePoint[]> {
+  return await tx<MinutePoint[]>`
+    with w as (
+      select wiki, minute, changes from wiki_activity_minute
+      where minute >= ${from} and minute < ${to}
+    ), top as (
+      select wiki from w group by wiki order by sum(changes) desc, wiki limit ${maxWikis}
+    )
+    select case when wiki in (select wiki from top) then wiki else '(other)' end as wiki,
+      minute, sum(changes)::int as changes
+    from w group by 1, 2 order by 2, 1`;
+}
+
+/** The window's totals, from the per-minute activity. */
+async function readTotals(
+  tx: Transaction,
+  { from, to }: TimeWindow,
+): Promise<DashboardSnapshot["totals"]> {
+  const [totals] = await tx<DashboardSnapshot["totals"][]>`
+    select coalesce(sum(changes), 0)::int as changes,
+      coalesce(sum(bot_changes), 0)::int as bots,
+      coalesce(sum(anon_changes), 0)::int as anonymous,
+      greatest(coalesce(sum(changes - bot_changes - anon_changes), 0), 0)::int as humans,
+      coalesce(sum(new_pages), 0)::int as new_pages
+    from wiki_activity_minute where minute >= ${from} and minute < ${to}`;
+  return totals!;
+}
+
+/** The most-edited pages of the window, each with its latest title. */
+async function readTopPages(
+  tx: Transaction,
+  { from, to }: TimeWindow,
+  limit: number,
+): Promise<TopPage[]> {
+  // Index-only scan of the window (0002), then one title lookup per top page.
+  return await tx<TopPage[]>`
+    with top as (
+      select wiki, page_id, count(*)::int as edits, max(event_time) as last_edit
+      from wiki_recent_changes
+      where change_type in ('edit', 'new') and event_time >= ${from} and event_time < ${to}
+        and page_id > 0
+      group by wiki, page_id order by edits desc, last_edit desc limit ${limit}
+    )
+    select top.wiki, top.page_id::text, t.title, top.edits, top.last_edit
+    from top left join lateral (
+      select title from wiki_recent_changes r
+      where r.wiki = top.wiki and r.page_id = top.page_id and r.event_time <= top.last_edit
+      order by r.event_time desc limit 1
+    ) t on true
+    order by top.edits desc, top.last_edit desc`;
+}
+
+/** The newest pages created in the window. */
+async function readNewPages(
+  tx: Transaction,
+  { from, to }: TimeWindow,
+  limit: number,
+): Promise<NewPage[]> {
+  return await tx<NewPage[]>`
+    select wiki, title, user_name, event_time from wiki_recent_changes
+    where change_type = 'new' and event_time >= ${from} and event_time < ${to}
+    order by event_time desc limit ${limit}`;
+}
+
+/** Counts dead letters up to a cap, so the count stays cheap on a large table. */
+async function countDeadLetters(
+  tx: Transaction,
+): Promise<DashboardSnapshot["dead_letters"]> {
+  const [dl] = await tx<{ n: number }[]>`
+    select count(*)::int as n from (select 1 from dead_letters limit ${DEAD_LETTER_CAP}) d`;
+  return {
+    count: dl?.n ?? 0,
+    capped: (dl?.n ?? 0) >= DEAD_LETTER_CAP,
   };
 }
 

@@ -77,79 +77,87 @@ function counter(
 }
 
 function fillCounters(r: Registry, sources: MetricsSources) {
-  if (sources.producer) {
-    const p = [...sources.producer];
-    const per = (f: (s: PollerStats) => number): Sample[] =>
-      p.map(([wiki, s]) => [{ wiki }, f(s)]);
-    counter(
-      r,
-      "wikistream_polls_total",
-      "Recent-changes pages fetched",
-      per((s) => s.polls),
-    );
-    counter(
-      r,
-      "wikistream_events_polled_total",
-      "Changes received from the API (published, rejected or skipped as overlap)",
-      per((s) => s.published + s.rejected + s.duplicates),
-    );
-    counter(
-      r,
-      "wikistream_published_total",
-      "Changes published to Kafka",
-      per((s) => s.published),
-    );
-    counter(
-      r,
-      "wikistream_rejected_total",
-      "Rows published to the rejects topic",
-      per((s) => s.rejected),
-    );
-    counter(
-      r,
-      "wikistream_poll_duplicates_total",
-      "Rows skipped as already published (overlap)",
-      per((s) => s.duplicates),
-    );
-    counter(
-      r,
-      "wikistream_api_errors_total",
-      "Wikimedia API errors by kind",
-      p.flatMap(([wiki, s]) =>
-        Object.entries(s.apiErrors).map(([kind, n]): Sample => [
-          { wiki, kind },
-          n,
-        ])
-      ),
-    );
-  }
-  const c = sources.consumer;
-  if (c) {
-    const one = (name: string, help: string, v: number) =>
-      counter(r, name, help, [[{}, v]]);
-    one("wikistream_consumed_total", "Records read from Kafka", c.consumed);
-    one(
-      "wikistream_written_total",
-      "Rows newly inserted into PostgreSQL",
-      c.written,
-    );
-    one(
-      "wikistream_duplicates_skipped_total",
-      "Rows already present (replays)",
-      c.duplicates,
-    );
-    one(
-      "wikistream_dead_lettered_total",
-      "Records dead-lettered",
-      c.deadLettered,
-    );
-    one("wikistream_batches_total", "Batches written", c.batches);
-    one(
-      "wikistream_db_errors_total",
-      "Database write attempts that failed",
-      c.dbErrors,
-    );
-  }
+  if (sources.producer) fillProducerCounters(r, sources.producer);
+  if (sources.consumer) fillConsumerCounters(r, sources.consumer);
+}
+
+/** Per-wiki counters of the pollers. */
+function fillProducerCounters(
+  r: Registry,
+  producer: Map<string, PollerStats>,
+) {
+  const p = [...producer];
+  const per = (f: (s: PollerStats) => number): Sample[] =>
+    p.map(([wiki, s]) => [{ wiki }, f(s)]);
+  counter(
+    r,
+    "wikistream_polls_total",
+    "Recent-changes pages fetched",
+    per((s) => s.polls),
+  );
+  counter(
+    r,
+    "wikistream_events_polled_total",
+    "Changes received from the API (published, rejected or skipped as overlap)",
+    per((s) => s.published + s.rejected + s.duplicates),
+  );
+  counter(
+    r,
+    "wikistream_published_total",
+    "Changes published to Kafka",
+    per((s) => s.published),
+  );
+  counter(
+    r,
+    "wikistream_rejected_total",
+    "Rows published to the rejects topic",
+    per((s) => s.rejected),
+  );
+  counter(
+    r,
+    "wikistream_poll_duplicates_total",
+    "Rows skipped as already published (overlap)",
+    per((s) => s.duplicates),
+  );
+  counter(
+    r,
+    "wikistream_api_errors_total",
+    "Wikimedia API errors by kind",
+    p.flatMap(([wiki, s]) =>
+      Object.entries(s.apiErrors).map(([kind, n]): Sample => [
+        { wiki, kind },
+        n,
+      ])
+    ),
+  );
+}
+
+/** The consumer's counters (one sample each). */
+function fillConsumerCounters(r: Registry, c: ConsumerStats) {
+  const one = (name: string, help: string, v: number) =>
+    counter(r, name, help, [[{}, v]]);
+  one("wikistream_consumed_total", "Records read from Kafka", c.consumed);
+  one(
+    "wikistream_written_total",
+    "Rows newly inserted into PostgreSQL",
+    c.written,
+  );
+  one(
+    "wikistream_duplicates_skipped_total",
+    "Rows already present (replays)",
+    c.duplicates,
+  );
+  one(
+    "wikistream_dead_lettered_total",
+    "Records dead-lettered",
+    c.deadLettered,
+  );
+  one("wikistream_batches_total", "Batches written", c.batches);
+  one(
+    "wikistream_db_errors_total",
+    "Database write attempts that failed",
+    c.dbErrors,
+  );
 }
 
 function fillLag(r: Registry, lag: LagSource) {

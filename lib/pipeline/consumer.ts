@@ -3,16 +3,23 @@ import type { Config } from "../core/config.ts";
 import { connectDb, type Sql } from "../sink/db.ts";
 import { migrate } from "../sink/migrate.ts";
 import {
-  createDeadLetterProducer,
+  type Admin,
   createKafka,
-  ensureTopics,
-  fetchLag,
+  type Kafka,
   kafkaSecurity,
-  type PartitionLag,
-  runBatchConsumer,
 } from "../kafka/client.ts";
+import { ensureTopics } from "../kafka/topics.ts";
+import {
+  createDeadLetterProducer,
+  type DeadLetterProducer,
+} from "../kafka/dead_letters.ts";
+import type { PartitionLag } from "../kafka/lag.ts";
+import {
+  type BatchConsumer,
+  runBatchConsumer,
+} from "../kafka/batch_consumer.ts";
 import type { Logger } from "../core/log.ts";
-import { createSink } from "../sink/sink.ts";
+import { createSink, type Sink } from "../sink/sink.ts";
 import {
   type ConsumerStats,
   createBatchHandler,
@@ -20,6 +27,12 @@ import {
 } from "../sink/batch_handler.ts";
 import { topicNames } from "./producer.ts";
 import type { CheckResult } from "../http/app.ts";
+import {
+  createLagReporter,
+  dependenciesReady,
+  type Progress,
+  stallCheck,
+} from "./_consumer_health.ts";
 
 /** Options for {@linkcode startConsumer}. */
 export interface ConsumerOptions {
@@ -65,6 +78,66 @@ export async function startConsumer(
   const log = options.log.with({ component: "consumer" });
   const sql = connectDb(config.DATABASE_URL, { schema: options.schema });
   await migrate(sql, { log });
+  const { kafka, topic, dlq, admin } = await connectKafka(config, log);
+  const stats = newConsumerStats();
+  const started = Date.now();
+  const progress: Progress = {
+    lastActivity: Date.now(),
+    lastLag: { total: -1n, at: 0 },
+  };
+  const { sink, consumer } = await startWriting(kafka, config, options, {
+    log,
+    topic,
+    dlq,
+    stats,
+    progress,
+  });
+  const lag = createLagReporter({
+    sql,
+    admin,
+    groupId: config.KAFKA_GROUP_ID,
+    topic,
+    stats,
+    progress,
+  });
+  return consumerService({
+    options,
+    log,
+    sql,
+    topic,
+    dlq,
+    admin,
+    stats,
+    started,
+    progress,
+    sink,
+    consumer,
+  }, lag);
+}
+
+/** Everything the running consumer is made of. */
+interface Parts {
+  options: ConsumerOptions;
+  log: Logger;
+  sql: Sql;
+  /** The events topic. */
+  topic: string;
+  dlq: DeadLetterProducer;
+  admin: Admin;
+  stats: ConsumerStats;
+  started: number;
+  progress: Progress;
+  sink: Sink;
+  consumer: BatchConsumer;
+}
+
+/** Creates the events topic if missing, the dead-letter producer and a connected admin. */
+async function connectKafka(
+  config: Config,
+  log: Logger,
+): Promise<
+  { kafka: Kafka; topic: string; dlq: DeadLetterProducer; admin: Admin }
+> {
   const kafka = createKafka({
     brokers: config.KAFKA_BROKERS,
     ...kafkaSecurity(config),
@@ -83,10 +156,17 @@ export async function startConsumer(
   });
   const admin = kafka.admin();
   await admin.connect();
-  const stats = newConsumerStats();
-  const started = Date.now();
-  let lastActivity = Date.now();
-  let lastLag: { total: bigint; at: number } = { total: -1n, at: 0 };
+  return { kafka, topic: topics.events, dlq, admin };
+}
+
+/** Builds the sink and the batch handler, and joins the group that feeds them. */
+async function startWriting(
+  kafka: Kafka,
+  config: Config,
+  options: ConsumerOptions,
+  parts: Pick<Parts, "log" | "topic" | "dlq" | "stats" | "progress">,
+): Promise<{ sink: Sink; consumer: BatchConsumer }> {
+  const { log, topic, dlq, stats, progress } = parts;
   // The sink owns a pool of its own, which it replaces after a connection failure.
   const sink = createSink(
     () => connectDb(config.DATABASE_URL, { schema: options.schema, max: 3 }),
@@ -104,70 +184,30 @@ export async function startConsumer(
   });
   const consumer = await runBatchConsumer(kafka, {
     groupId: config.KAFKA_GROUP_ID,
-    topic: topics.events,
+    topic,
     log,
     handle: async (batch, ctx) => {
-      const t0 = lastActivity = Date.now();
+      const t0 = progress.lastActivity = Date.now();
       await handle(batch, ctx);
       options.onBatch?.(batch.records.length, Date.now() - t0);
     },
     onCommitted: () => {
-      lastActivity = Date.now();
+      progress.lastActivity = Date.now();
     },
   });
-  log.info("consuming", { topic: topics.events, group: config.KAFKA_GROUP_ID });
+  log.info("consuming", { topic, group: config.KAFKA_GROUP_ID });
+  return { sink, consumer };
+}
 
-  async function lag(): Promise<LagReport> {
-    const partitions = await fetchLag(admin, {
-      groupId: config.KAFKA_GROUP_ID,
-      topic: topics.events,
-    });
-    const total = partitions.reduce((a, p) => a + BigInt(p.lag), 0n);
-    lastLag = { total, at: Date.now() };
-    if (total === 0n) lastActivity = Date.now(); // caught up counts as progress
-    const [row] = await sql<
-      { t: Date | null }[]
-    >`select max(event_time) as t from wiki_recent_changes
-      where event_time > now() - interval '7 days'`.catch(() => [{ t: null }]);
-    const newest = stats.lastEventMs
-      ? new Date(stats.lastEventMs)
-      : row?.t ?? null;
-    return {
-      group: config.KAFKA_GROUP_ID,
-      topic: topics.events,
-      partitions,
-      total_lag: total.toString(),
-      newest_event_time: newest ? newest.toISOString() : null,
-      time_lag_seconds: newest
-        ? Math.max(0, Math.round((Date.now() - newest.getTime()) / 1000))
-        : null,
-    };
-  }
-
-  // A signal that arrived during start-up has already fired: resolve at once.
-  const stopped = options.signal.aborted
-    ? Promise.resolve()
-    : new Promise<void>((resolve) =>
-      options.signal.addEventListener("abort", () => resolve(), { once: true })
-    );
-  const idle = options.idleExitMs === undefined
-    ? new Promise<void>(() => {})
-    : (async () => {
-      while (!options.signal.aborted) {
-        await new Promise((r) => setTimeout(r, 500));
-        if (Date.now() - lastActivity < options.idleExitMs!) continue;
-        const report = await lag().catch(() => undefined);
-        if (report && report.total_lag === "0") {
-          log.info("caught up and idle, exiting", {
-            idle_ms: options.idleExitMs,
-          });
-          return;
-        }
-      }
-    })();
+/** The running consumer: done, lag, health, readiness and teardown in reverse order. */
+function consumerService(
+  parts: Parts,
+  lag: () => Promise<LagReport>,
+): ConsumerService {
+  const { options, sql, topic, dlq, admin, stats, sink, consumer } = parts;
   const done = Promise.race([
-    stopped,
-    idle,
+    whenAborted(options.signal),
+    idleExit(parts, lag),
     consumer.crashed.then((err) => Promise.reject(err)),
   ]);
   const stallMs = options.stallMs ?? 120_000;
@@ -183,36 +223,10 @@ export async function startConsumer(
     sql,
     lag,
     health() {
-      const pending = lastLag.total > 0n;
-      const since = Date.now() - Math.max(lastActivity, started);
-      if (pending && since > stallMs) {
-        return {
-          ok: false,
-          reason: `No batch written for ${
-            Math.round(since / 1000)
-          } s while lag is ${lastLag.total}`,
-        };
-      }
-      return { ok: true };
+      return stallCheck(parts.progress, { started: parts.started, stallMs });
     },
-    async ready() {
-      try {
-        await sql`select 1`;
-      } catch (err) {
-        return {
-          ok: false,
-          reason: `PostgreSQL unavailable: ${(err as Error).name}`,
-        };
-      }
-      try {
-        await admin.fetchTopicMetadata({ topics: [topics.events] });
-      } catch (err) {
-        return {
-          ok: false,
-          reason: `Kafka metadata unavailable: ${(err as Error).name}`,
-        };
-      }
-      return { ok: true };
+    ready() {
+      return dependenciesReady(sql, admin, topic);
     },
     async close() {
       clearInterval(lagTimer);
@@ -223,4 +237,35 @@ export async function startConsumer(
       await sql.end({ timeout: 5 });
     },
   };
+}
+
+/** Resolves on abort; a signal that arrived during start-up has already fired: resolve at once. */
+function whenAborted(signal: AbortSignal): Promise<void> {
+  return signal.aborted
+    ? Promise.resolve()
+    : new Promise<void>((resolve) =>
+      signal.addEventListener("abort", () => resolve(), { once: true })
+    );
+}
+
+/** Resolves once caught up (zero lag) and idle for `idleExitMs`; never without that option. */
+function idleExit(
+  parts: Pick<Parts, "options" | "log" | "progress">,
+  lag: () => Promise<LagReport>,
+): Promise<void> {
+  const { options, log, progress } = parts;
+  if (options.idleExitMs === undefined) return new Promise<void>(() => {});
+  return (async () => {
+    while (!options.signal.aborted) {
+      await new Promise((r) => setTimeout(r, 500));
+      if (Date.now() - progress.lastActivity < options.idleExitMs!) continue;
+      const report = await lag().catch(() => undefined);
+      if (report && report.total_lag === "0") {
+        log.info("caught up and idle, exiting", {
+          idle_ms: options.idleExitMs,
+        });
+        return;
+      }
+    }
+  })();
 }

@@ -1,13 +1,13 @@
 /** @module Wires the producer: topics, transactional publisher, restored checkpoints, one poller per wiki. */
 import type { Config } from "../core/config.ts";
 import type { CheckpointValue } from "../source/cursor.ts";
+import { createKafka, type Kafka, kafkaSecurity } from "../kafka/client.ts";
+import { ensureTopics } from "../kafka/topics.ts";
 import {
-  createKafka,
   createTransactionalPublisher,
-  ensureTopics,
-  kafkaSecurity,
-  readCompacted,
-} from "../kafka/client.ts";
+  type TransactionalPublisher,
+} from "../kafka/publisher.ts";
+import { readCompacted } from "../kafka/compacted.ts";
 import type { Logger } from "../core/log.ts";
 import {
   newPollerStats,
@@ -70,8 +70,73 @@ export async function startProducer(
     log,
   });
   const topics = topicNames(config.KAFKA_TOPIC);
-  await ensureTopics(kafka, [
-    { topic: topics.events, partitions: config.KAFKA_PARTITIONS },
+  await ensureProducerTopics(kafka, topics, config.KAFKA_PARTITIONS);
+  // Connecting first fences an earlier instance and aborts its open transaction, so the
+  // checkpoints read next are final.
+  const publisher = await createTransactionalPublisher(kafka, {
+    transactionalId: config.KAFKA_TRANSACTIONAL_ID,
+    log,
+  });
+  const checkpoints = await restoreCheckpoints(kafka, topics.checkpoints, {
+    clientId: config.KAFKA_CLIENT_ID,
+    log,
+    signal: options.signal,
+  });
+  const stats = new Map<string, PollerStats>();
+  const started = Date.now();
+  const run: SourceRun = { config, options, log, publisher, topics, stats };
+  const done = config.SOURCE === "eventstreams"
+    ? followStream(run, checkpoints.stream)
+    : pollAll(run, checkpoints.wikis);
+  return producerService({
+    config,
+    kafka,
+    topics,
+    publisher,
+    stats,
+    done,
+    started,
+  });
+}
+
+/** The topics derived from KAFKA_TOPIC. */
+type Topics = ReturnType<typeof topicNames>;
+
+/** What a source needs to run: config, options and the shared publisher and stats. */
+interface SourceRun {
+  config: Config;
+  options: ProducerOptions;
+  log: Logger;
+  publisher: TransactionalPublisher;
+  topics: Topics;
+  stats: Map<string, PollerStats>;
+}
+
+/** What the running producer is made of. */
+interface ServiceParts
+  extends Pick<SourceRun, "config" | "topics" | "publisher" | "stats"> {
+  kafka: Kafka;
+  done: Promise<void>;
+  /** When polling started (a wiki without a success yet counts from here). */
+  started: number;
+}
+
+/** Checkpoints read back from the compacted topic. */
+interface RestoredCheckpoints {
+  /** Per wiki host (the Action API poller). */
+  wikis: Map<string, CheckpointValue>;
+  /** The EventStreams position, if one was stored. */
+  stream: StreamCheckpoint | undefined;
+}
+
+/** Creates the events, checkpoints (compacted) and rejects topics when missing. */
+function ensureProducerTopics(
+  kafka: Kafka,
+  topics: Topics,
+  partitions: number,
+): Promise<void> {
+  return ensureTopics(kafka, [
+    { topic: topics.events, partitions },
     {
       topic: topics.checkpoints,
       partitions: 1,
@@ -79,19 +144,18 @@ export async function startProducer(
     },
     { topic: topics.rejects, partitions: 1 },
   ]);
-  // Connecting first fences an earlier instance and aborts its open transaction, so the
-  // checkpoints read next are final.
-  const publisher = await createTransactionalPublisher(kafka, {
-    transactionalId: config.KAFKA_TRANSACTIONAL_ID,
-    log,
-  });
+}
+
+/** Reads the checkpoint topic; unknown or unreadable checkpoints are logged and skipped. */
+async function restoreCheckpoints(
+  kafka: Kafka,
+  topic: string,
+  options: { clientId: string; log: Logger; signal: AbortSignal },
+): Promise<RestoredCheckpoints> {
+  const { log } = options;
   const restored = new Map<string, CheckpointValue>();
   let streamCheckpoint: StreamCheckpoint | undefined;
-  const stored = await readCompacted(kafka, topics.checkpoints, {
-    clientId: config.KAFKA_CLIENT_ID,
-    log,
-    signal: options.signal,
-  });
+  const stored = await readCompacted(kafka, topic, options);
   for (const [key, value] of stored) {
     try {
       const v = JSON.parse(value);
@@ -113,61 +177,72 @@ export async function startProducer(
     wikis: [...restored.keys()],
     eventstreams: streamCheckpoint?.last_event_id ?? null,
   });
-  const stats = new Map<string, PollerStats>();
-  const started = Date.now();
-  let done: Promise<void>;
-  if (config.SOURCE === "eventstreams") {
+  return { wikis: restored, stream: streamCheckpoint };
+}
+
+/** Follows the EventStreams feed (SOURCE=eventstreams); an abort ends it quietly. */
+function followStream(
+  run: SourceRun,
+  restored: StreamCheckpoint | undefined,
+): Promise<void> {
+  const { config, options } = run;
+  const s = newPollerStats();
+  run.stats.set("eventstreams", s);
+  return followEventStream({
+    url: config.EVENTSTREAMS_URL,
+    userAgent: config.USER_AGENT,
+    wikis: config.WIKIS,
+    publisher: run.publisher,
+    topics: run.topics,
+    restored,
+    since: options.since,
+    log: run.log,
+    signal: options.signal,
+    stats: s,
+  }).catch((err: unknown) => {
+    if (!options.signal.aborted) throw err;
+  });
+}
+
+/** Polls the Action API of every wiki at once; an abort ends each poller quietly. */
+function pollAll(
+  run: SourceRun,
+  restored: Map<string, CheckpointValue>,
+): Promise<void> {
+  const { config, options } = run;
+  const progress = options.since ? terminalProgress() : undefined;
+  const source = options.source ?? createWikimediaClient({
+    apiUrlTemplate: config.MEDIAWIKI_API_URL,
+    userAgent: config.USER_AGENT,
+    timeoutMs: config.HTTP_TIMEOUT_MS,
+  });
+  return Promise.all(config.WIKIS.map((host) => {
     const s = newPollerStats();
-    stats.set("eventstreams", s);
-    done = followEventStream({
-      url: config.EVENTSTREAMS_URL,
-      userAgent: config.USER_AGENT,
-      wikis: config.WIKIS,
-      publisher,
-      topics,
-      restored: streamCheckpoint,
+    run.stats.set(host, s);
+    return pollWiki({
+      host,
+      source,
+      publisher: run.publisher,
+      topics: run.topics,
+      restored,
+      overlapMs: config.POLL_OVERLAP_SECONDS * 1000,
+      pollIntervalMs: config.POLL_INTERVAL_MS,
       since: options.since,
-      log,
+      until: options.until,
+      log: run.log,
       signal: options.signal,
       stats: s,
-    }).catch((err: unknown) => {
+      sleep: options.sleep,
+      progress,
+    }).catch((err) => {
       if (!options.signal.aborted) throw err;
     });
-  } else {
-    done = pollAll();
-  }
+  })).then(() => {});
+}
 
-  function pollAll(): Promise<void> {
-    const progress = options.since ? terminalProgress() : undefined;
-    const source = options.source ?? createWikimediaClient({
-      apiUrlTemplate: config.MEDIAWIKI_API_URL,
-      userAgent: config.USER_AGENT,
-      timeoutMs: config.HTTP_TIMEOUT_MS,
-    });
-    return Promise.all(config.WIKIS.map((host) => {
-      const s = newPollerStats();
-      stats.set(host, s);
-      return pollWiki({
-        host,
-        source,
-        publisher,
-        topics,
-        restored,
-        overlapMs: config.POLL_OVERLAP_SECONDS * 1000,
-        pollIntervalMs: config.POLL_INTERVAL_MS,
-        since: options.since,
-        until: options.until,
-        log,
-        signal: options.signal,
-        stats: s,
-        sleep: options.sleep,
-        progress,
-      }).catch((err) => {
-        if (!options.signal.aborted) throw err;
-      });
-    })).then(() => {});
-  }
-
+/** The running producer: health from poll progress, readiness from Kafka metadata. */
+function producerService(parts: ServiceParts): ProducerService {
+  const { config, kafka, topics, publisher, stats, done, started } = parts;
   // A poll may legitimately wait out long backoffs (capped at 5 min), so never less than 3 intervals.
   const stallMs = Math.max(
     config.HEALTH_STALL_SECONDS * 1000,
@@ -186,24 +261,32 @@ export async function startProducer(
         details: { wikis: stalled },
       };
     },
-    async ready() {
-      const admin = kafka.admin();
-      try {
-        await admin.connect();
-        await admin.fetchTopicMetadata({ topics: [topics.events] });
-        return { ok: true };
-      } catch (err) {
-        return {
-          ok: false,
-          reason: `Kafka metadata unavailable: ${(err as Error).name}`,
-        };
-      } finally {
-        await admin.disconnect().catch(() => {});
-      }
+    ready() {
+      return kafkaMetadataCheck(kafka, topics.events);
     },
     async close() {
       await done.catch(() => {});
       await publisher.disconnect();
     },
   };
+}
+
+/** Ready when a fresh admin connection can read the topic's metadata. */
+async function kafkaMetadataCheck(
+  kafka: Kafka,
+  topic: string,
+): Promise<CheckResult> {
+  const admin = kafka.admin();
+  try {
+    await admin.connect();
+    await admin.fetchTopicMetadata({ topics: [topic] });
+    return { ok: true };
+  } catch (err) {
+    return {
+      ok: false,
+      reason: `Kafka metadata unavailable: ${(err as Error).name}`,
+    };
+  } finally {
+    await admin.disconnect().catch(() => {});
+  }
 }

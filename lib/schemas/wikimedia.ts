@@ -1,4 +1,4 @@
-/** @module zod schemas for the boundaries: Wikimedia API JSON and the Kafka envelope. */
+/** @module zod schemas for the Wikimedia boundary: Action API JSON and EventStreams events. */
 import { z } from "zod";
 
 const MAX_ID = 9223372036854775807n;
@@ -175,21 +175,3 @@ export const StreamEventSchema = z.looseObject({
 
 /** A validated EventStreams event. */
 export type StreamEvent = z.infer<typeof StreamEventSchema>;
-
-/** The versioned Kafka message value: the complete source row plus where it came from. */
-export const EnvelopeSchema = z.object({
-  v: z.literal(1),
-  source: z.enum(["action_api", "eventstreams"]),
-  wiki: z.string().min(1),
-  server_name: z.string().min(1),
-  fetched_at: z.iso.datetime({ offset: true }),
-  // A plain object; its fields are the source schema's business (a record schema would
-  // re-validate every key, a third of the decode time).
-  row: z.custom<Record<string, unknown>>(
-    (v) => typeof v === "object" && v !== null && !Array.isArray(v),
-    "Expected an object",
-  ),
-});
-
-/** A Kafka message value as published by the producer. */
-export type Envelope = z.infer<typeof EnvelopeSchema>;

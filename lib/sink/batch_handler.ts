@@ -1,7 +1,7 @@
 /** @module Turns a Kafka batch into one durable sink write: decode, dead-letter, write with retry. */
 import { decodeValue } from "./decode.ts";
 import { DecodeError } from "../core/errors.ts";
-import type { BatchContext, RecordBatch } from "../kafka/client.ts";
+import type { BatchContext, RecordBatch } from "../kafka/batch_consumer.ts";
 import type { Logger } from "../core/log.ts";
 import { retry } from "../core/retry.ts";
 import type { DeadLetter, Sink, SinkRow } from "./sink.ts";

@@ -7,6 +7,9 @@ import { readCaFile } from "../core/config.ts";
 /** The postgres.js client type used across the project. */
 export type Sql = postgres.Sql<Record<string, never>>;
 
+/** A transaction of {@linkcode Sql}: what `sql.begin` hands its callback. */
+export type Transaction = postgres.TransactionSql<Record<string, never>>;
+
 /** Options for {@linkcode connectDb}. */
 export interface DbOptions {
   /** Schema to use (tests isolate themselves in one); defaults to the server's search_path. */

@@ -1,9 +1,6 @@
 /** @module Decodes a Kafka record value into a table row, or says exactly why it cannot. */
-import {
-  ApiRowSchema,
-  EnvelopeSchema,
-  StreamEventSchema,
-} from "../schemas/wikimedia.ts";
+import { ApiRowSchema, StreamEventSchema } from "../schemas/wikimedia.ts";
+import { EnvelopeSchema } from "../schemas/envelope.ts";
 import {
   type ChangeRow,
   normaliseApiRow,

@@ -39,80 +39,131 @@ export interface EventStreamOptions {
 export async function* readEventStream(
   options: EventStreamOptions,
 ): AsyncGenerator<StreamMessage> {
-  const doFetch = options.fetch ?? fetch;
-  const sleep = options.sleep ?? defaultSleep;
-  const idleMs = options.idleTimeoutMs ?? 60_000;
-  let lastId = options.lastEventId ?? "";
-  let failures = 0;
-  while (!options.signal.aborted) {
-    const parser = new SseParser();
+  yield* new EventStreamReader(options).messages();
+}
+
+/** How one connection ended: why, with which error, after how many messages. */
+interface ConnectionEnd {
+  reason: string;
+  lastErr: unknown;
+  received: number;
+}
+
+/** The reconnect loop of {@linkcode readEventStream}, with the id to resume from. */
+class EventStreamReader {
+  #options: EventStreamOptions;
+  #fetch: typeof fetch;
+  #sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  #idleMs: number;
+  #lastId: string;
+  #failures = 0;
+
+  constructor(options: EventStreamOptions) {
+    this.#options = options;
+    this.#fetch = options.fetch ?? fetch;
+    this.#sleep = options.sleep ?? defaultSleep;
+    this.#idleMs = options.idleTimeoutMs ?? 60_000;
+    this.#lastId = options.lastEventId ?? "";
+  }
+
+  /** Connects, yields, and reconnects after a backoff, until `signal` aborts. */
+  async *messages(): AsyncGenerator<StreamMessage> {
+    while (!this.#options.signal.aborted) {
+      const parser = new SseParser();
+      const end = yield* this.#connection(parser);
+      if (!end) return;
+      await this.#backOff(parser, end);
+    }
+  }
+
+  /** One connection's messages; resolves to how it ended, or undefined on shutdown. */
+  async *#connection(
+    parser: SseParser,
+  ): AsyncGenerator<StreamMessage, ConnectionEnd | undefined> {
+    const idleMs = this.#idleMs;
     const idle = new AbortController();
     let timer = setTimeout(() => idle.abort(), idleMs);
-    const signal = AbortSignal.any([options.signal, idle.signal]);
-    let reason = "stream ended";
-    let lastErr: unknown;
-    let received = 0;
+    const signal = AbortSignal.any([this.#options.signal, idle.signal]);
+    const end: ConnectionEnd = {
+      reason: "stream ended",
+      lastErr: undefined,
+      received: 0,
+    };
     try {
-      const url = new URL(options.url);
-      if (!lastId && options.since) {
-        url.searchParams.set("since", options.since);
-      }
-      const headers: Record<string, string> = {
-        accept: "text/event-stream",
-        "user-agent": options.userAgent,
-        "api-user-agent": options.userAgent,
-      };
-      if (lastId) headers["last-event-id"] = lastId;
-      const res = await doFetch(url, { headers, signal });
-      if (!res.ok || !res.body) {
-        await res.body?.cancel();
-        throw new UpstreamError(
-          res.status,
-          `http_${res.status}`,
-          `Cannot open event stream: status ${res.status}`,
-          {
-            retryAfterMs:
-              parseInt(res.headers.get("retry-after") ?? "", 10) * 1000 ||
-              undefined,
-          },
-        );
-      }
-      for await (const chunk of res.body.pipeThrough(new TextDecoderStream())) {
+      const body = await this.#open(signal);
+      for await (const chunk of body.pipeThrough(new TextDecoderStream())) {
         clearTimeout(timer);
         timer = setTimeout(() => idle.abort(), idleMs);
         for (const ev of parser.push(chunk)) {
           if (ev.event !== "message") continue;
-          failures = 0;
-          received++;
-          lastId = ev.id;
+          this.#failures = 0;
+          end.received++;
+          this.#lastId = ev.id;
           yield { id: ev.id, data: ev.data };
         }
       }
     } catch (err) {
-      if (options.signal.aborted) return;
-      reason = idle.signal.aborted
+      if (this.#options.signal.aborted) return undefined;
+      end.reason = idle.signal.aborted
         ? "no data for too long"
         : (err as Error).message;
-      lastErr = err;
-      failures++;
+      end.lastErr = err;
+      this.#failures++;
     } finally {
       clearTimeout(timer);
     }
-    if (!lastErr && received === 0) failures++; // closed at once: back off, never spin
+    return end;
+  }
+
+  /** Opens the stream after the last id (or `since` on a first start); a bad status throws. */
+  async #open(signal: AbortSignal): Promise<ReadableStream<Uint8Array>> {
+    const { userAgent, since } = this.#options;
+    const url = new URL(this.#options.url);
+    if (!this.#lastId && since) url.searchParams.set("since", since);
+    const headers: Record<string, string> = {
+      accept: "text/event-stream",
+      "user-agent": userAgent,
+      "api-user-agent": userAgent,
+    };
+    if (this.#lastId) headers["last-event-id"] = this.#lastId;
+    const doFetch = this.#fetch; // called unbound, like the global `fetch`
+    const res = await doFetch(url, { headers, signal });
+    if (!res.ok || !res.body) {
+      await res.body?.cancel();
+      throw new UpstreamError(
+        res.status,
+        `http_${res.status}`,
+        `Cannot open event stream: status ${res.status}`,
+        {
+          retryAfterMs:
+            parseInt(res.headers.get("retry-after") ?? "", 10) * 1000 ||
+            undefined,
+        },
+      );
+    }
+    return res.body;
+  }
+
+  /** Logs the reconnect and waits: the server's `retry:`, the backoff or Retry-After, longest. */
+  async #backOff(parser: SseParser, end: ConnectionEnd): Promise<void> {
+    const { log, signal } = this.#options;
+    if (!end.lastErr && end.received === 0) this.#failures++; // closed at once: back off, never spin
     parser.reset();
+    const failures = this.#failures;
     const delay = Math.max(
       parser.retryMs ?? 0,
       failures === 0
         ? 0
         : backoffDelay(failures - 1, { minTimeout: 1000, maxTimeout: 60_000 }),
     );
-    options.log.warn("event stream reconnecting", {
-      reason,
+    log.warn("event stream reconnecting", {
+      reason: end.reason,
       delay_ms: delay,
-      last_event_id: lastId,
+      last_event_id: this.#lastId,
     });
-    options.onReconnect?.(reason);
-    await sleep(Math.max(delay, retryAfterOf(lastErr)), options.signal).catch(
+    this.#options.onReconnect?.(end.reason);
+    const sleep = this.#sleep;
+    await sleep(Math.max(delay, retryAfterOf(end.lastErr)), signal).catch(
       () => {},
     );
   }

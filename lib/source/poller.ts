@@ -1,14 +1,10 @@
 /** @module Polls one wiki's recent changes with an overlap window and a seen-set; never a gap. */
-import { ApiRowSchema, type Envelope } from "../schemas/wikimedia.ts";
 import { type CheckpointValue, Cursor } from "./cursor.ts";
-import { messageKey } from "./normalise.ts";
+import { siftPageRows } from "./_page_rows.ts";
+import { PollBackoff } from "./_poll_backoff.ts";
 import type { RecentChangesSource, SiteInfo } from "./action_api.ts";
 import type { Logger } from "../core/log.ts";
-import {
-  backoffDelay,
-  retryAfterOf,
-  sleep as defaultSleep,
-} from "../core/retry.ts";
+import { sleep as defaultSleep } from "../core/retry.ts";
 import type { OutRecord } from "../kafka/client.ts";
 import type { ProgressReporter } from "../core/progress.ts";
 
@@ -68,118 +64,24 @@ export function newPollerStats(): PollerStats {
  * Any failure is logged, counted and retried from the last committed cursor after a backoff.
  */
 export async function pollWiki(options: PollerOptions): Promise<void> {
-  const { host, source, signal, log } = options;
+  const { host, log, signal } = options;
   const sleep = options.sleep ?? defaultSleep;
   const now = options.now ?? Date.now;
   const stats = options.stats ?? newPollerStats();
-  let failures = 0;
-
-  const onError = async (err: unknown) => {
-    if (signal.aborted) throw err;
-    const code = (err as { code?: string }).code ?? (err as Error).name ??
-      "error";
-    stats.apiErrors[code] = (stats.apiErrors[code] ?? 0) + 1;
-    const delay = Math.max(
-      backoffDelay(failures, { minTimeout: 1000, maxTimeout: 300_000 }),
-      retryAfterOf(err),
-    );
-    failures++;
-    log.warn("poll failed, retrying", { host, err, delay_ms: delay, failures });
-    await sleep(delay, signal);
-  };
-
-  let site: SiteInfo | undefined;
-  while (!site) {
-    try {
-      site = await source.siteInfo(host, { signal });
-    } catch (err) {
-      await onError(err);
-    }
-  }
-  const { wiki, serverName } = site;
-  const wlog = log.with({ wiki, host });
-  const restored = options.restored.get(wiki);
-  let cursor = restored
-    ? Cursor.fromCheckpoint(restored)
-    : Cursor.at(options.since ?? site.now);
-  if (
-    restored && options.since &&
-    Date.parse(restored.last_ts) < Date.parse(options.since)
-  ) {
-    // --since later than the checkpoint: jump forward. Otherwise the checkpoint wins, so the same
-    // backfill command, run again after a stop, resumes instead of starting over.
-    cursor = Cursor.fromCheckpoint({
-      ...restored,
-      floor: options.since,
-      last_ts: options.since,
-    });
-  }
-  wlog.info("polling", {
-    from: cursor.startFor(options.overlapMs),
-    until: options.until ?? null,
-    resumed: Boolean(restored),
-    seen: cursor.seenCount,
-  });
-  const firstMs = Date.parse(cursor.startFor(options.overlapMs));
-
+  const backoff = new PollBackoff({ host, log, signal, stats, sleep });
+  const site = await resolveSite(options, backoff);
+  const walk = new WikiWalk(options, { site, stats, now, backoff });
+  walk.logStart();
   while (!signal.aborted) {
-    let cont: Record<string, string> | undefined;
-    const start = cursor.startFor(options.overlapMs);
+    const start = walk.nextStart();
     try {
-      do {
-        const page = await source.fetchPage(host, {
-          start,
-          end: options.until,
-          continue: cont,
-        }, { signal });
-        stats.polls++;
-        const built = buildPage(page.rows, {
-          cursor,
-          wiki,
-          host,
-          serverName,
-          topics: options.topics,
-          overlapMs: options.overlapMs,
-          now: new Date(now()),
-        });
-        const { records, fresh, next } = built;
-        stats.duplicates += built.duplicates;
-        const rejects = built.rejected;
-        if (records.length > 0) {
-          await options.publisher.publish(records);
-          cursor = next;
-          stats.published += fresh.length;
-          stats.rejected += rejects;
-          if (fresh.length > 0) stats.lastEventMs = cursor.lastMs;
-          if (rejects > 0) {
-            wlog.warn("rows rejected", {
-              count: rejects,
-              topic: options.topics.rejects,
-            });
-          }
-          const done = progress(firstMs, cursor.lastMs, options.until, now());
-          wlog.info("published", {
-            rows: fresh.length,
-            rejected: rejects,
-            last_ts: new Date(cursor.lastMs).toISOString(),
-            progress: done,
-          });
-          options.progress?.(wiki, done, new Date(cursor.lastMs).toISOString());
-        }
-        stats.lastSuccessMs = now();
-        failures = 0;
-        cont = page.continue;
-      } while (cont && !signal.aborted);
+      await walk.catchUp(start);
     } catch (err) {
-      await onError(err);
+      await backoff.failed(err);
       continue;
     }
     if (options.until) {
-      options.progress?.(wiki, 1, "done");
-      wlog.info("backfill complete", {
-        until: options.until,
-        published: stats.published,
-      });
+      walk.logComplete();
       return;
     }
     await sleep(options.pollIntervalMs, signal).catch(() => {});
@@ -214,50 +116,13 @@ export function buildPage(
 ): BuiltPage {
   const { cursor, wiki, serverName, topics } = options;
   const fetchedAt = options.now.toISOString();
-  const records: OutRecord[] = [];
-  const fresh: { rcid: string; timestampMs: number }[] = [];
-  const inPage = new Set<string>();
-  const rejectedIds: { rcid: string; timestampMs: number }[] = [];
-  let duplicates = 0;
-  for (const raw of rows) {
-    const parsed = ApiRowSchema.safeParse(raw);
-    if (!parsed.success) {
-      // Remember a bad row's rcid (when it has one) so the overlap does not reject it again.
-      const id = rawRcid(raw);
-      if (id && (cursor.has(id) || inPage.has(id))) continue;
-      if (id) {
-        inPage.add(id);
-        // A bad row never moves the cursor forward (its timestamp is not trusted).
-        const ts = Math.min(rawTime(raw) ?? cursor.lastMs, cursor.lastMs);
-        rejectedIds.push({ rcid: id, timestampMs: ts });
-      }
-      records.push(
-        rejectRecord(topics.rejects, wiki, raw, parsed.error.issues, fetchedAt),
-      );
-      continue;
-    }
-    const row = parsed.data;
-    if (cursor.has(row.rcid) || inPage.has(row.rcid)) {
-      duplicates++;
-      continue;
-    }
-    const envelope: Envelope = {
-      v: 1,
-      source: "action_api",
-      wiki,
-      server_name: serverName,
-      fetched_at: fetchedAt,
-      row: raw as Record<string, unknown>,
-    };
-    records.push({
-      topic: topics.events,
-      key: messageKey(wiki, row),
-      value: JSON.stringify(envelope),
-      headers: { wiki, rcid: row.rcid },
-    });
-    inPage.add(row.rcid);
-    fresh.push({ rcid: row.rcid, timestampMs: Date.parse(row.timestamp) });
-  }
+  const { records, fresh, rejectedIds, duplicates } = siftPageRows(rows, {
+    cursor,
+    wiki,
+    serverName,
+    topics,
+    fetchedAt,
+  });
   const rejected = records.length - fresh.length;
   let next = cursor;
   if (records.length > 0) {
@@ -271,6 +136,148 @@ export function buildPage(
   return { records, fresh, next, duplicates, rejected };
 }
 
+/** Asks the wiki who it is until it answers, backing off after each failure. */
+async function resolveSite(
+  options: PollerOptions,
+  backoff: PollBackoff,
+): Promise<SiteInfo> {
+  const { host, source, signal } = options;
+  let site: SiteInfo | undefined;
+  while (!site) {
+    try {
+      site = await source.siteInfo(host, { signal });
+    } catch (err) {
+      await backoff.failed(err);
+    }
+  }
+  return site;
+}
+
+/** The restored checkpoint (moved up to a later `since`), or else `since`, or else now. */
+function startCursor(
+  options: PollerOptions,
+  site: SiteInfo,
+  restored: CheckpointValue | undefined,
+): Cursor {
+  const { since } = options;
+  if (!restored) return Cursor.at(since ?? site.now);
+  const cursor = Cursor.fromCheckpoint(restored);
+  if (since && Date.parse(restored.last_ts) < Date.parse(since)) {
+    // --since later than the checkpoint: jump forward. Otherwise the checkpoint wins, so the same
+    // backfill command, run again after a stop, resumes instead of starting over.
+    return Cursor.fromCheckpoint({ ...restored, floor: since, last_ts: since });
+  }
+  return cursor;
+}
+
+/** What a {@linkcode WikiWalk} shares with the rest of the poll. */
+interface WalkDeps {
+  site: SiteInfo;
+  stats: PollerStats;
+  now: () => number;
+  backoff: PollBackoff;
+}
+
+/** One wiki's cursor, and the walks through its pages that publish and advance it. */
+class WikiWalk {
+  #options: PollerOptions;
+  #deps: WalkDeps;
+  #log: Logger;
+  #resumed: boolean;
+  #cursor: Cursor;
+  #firstMs: number;
+
+  constructor(options: PollerOptions, deps: WalkDeps) {
+    this.#options = options;
+    this.#deps = deps;
+    this.#log = options.log.with({ wiki: deps.site.wiki, host: options.host });
+    const restored = options.restored.get(deps.site.wiki);
+    this.#resumed = Boolean(restored);
+    this.#cursor = startCursor(options, deps.site, restored);
+    this.#firstMs = Date.parse(this.nextStart());
+  }
+
+  logStart(): void {
+    this.#log.info("polling", {
+      from: this.nextStart(),
+      until: this.#options.until ?? null,
+      resumed: this.#resumed,
+      seen: this.#cursor.seenCount,
+    });
+  }
+
+  /** Where the next walk starts: the cursor, minus the overlap. */
+  nextStart(): string {
+    return this.#cursor.startFor(this.#options.overlapMs);
+  }
+
+  /** Fetches and publishes page after page from `start`, until no continuation is left. */
+  async catchUp(start: string): Promise<void> {
+    const { host, source, signal, until } = this.#options;
+    const { stats, now, backoff } = this.#deps;
+    let cont: Record<string, string> | undefined;
+    do {
+      const page = await source.fetchPage(host, {
+        start,
+        end: until,
+        continue: cont,
+      }, { signal });
+      stats.polls++;
+      await this.#publish(page.rows);
+      stats.lastSuccessMs = now();
+      backoff.reset();
+      cont = page.continue;
+    } while (cont && !signal.aborted);
+  }
+
+  logComplete(): void {
+    this.#options.progress?.(this.#deps.site.wiki, 1, "done");
+    this.#log.info("backfill complete", {
+      until: this.#options.until,
+      published: this.#deps.stats.published,
+    });
+  }
+
+  /** Publishes a page's transaction, if it has anything to publish, and moves the cursor. */
+  async #publish(rows: unknown[]): Promise<void> {
+    const { host, topics, overlapMs, publisher } = this.#options;
+    const { site: { wiki, serverName }, stats, now } = this.#deps;
+    const built = buildPage(rows, {
+      cursor: this.#cursor,
+      wiki,
+      host,
+      serverName,
+      topics,
+      overlapMs,
+      now: new Date(now()),
+    });
+    const { records, fresh, next } = built;
+    stats.duplicates += built.duplicates;
+    if (records.length === 0) return;
+    await publisher.publish(records);
+    this.#cursor = next;
+    stats.published += fresh.length;
+    stats.rejected += built.rejected;
+    if (fresh.length > 0) stats.lastEventMs = this.#cursor.lastMs;
+    this.#logPublished(fresh.length, built.rejected);
+  }
+
+  #logPublished(rows: number, rejects: number): void {
+    const { until, topics: { rejects: topic } } = this.#options;
+    const { wiki } = this.#deps.site;
+    const lastMs = this.#cursor.lastMs;
+    if (rejects > 0) this.#log.warn("rows rejected", { count: rejects, topic });
+    const done = progress(this.#firstMs, lastMs, until, this.#deps.now());
+    this.#log.info("published", {
+      rows,
+      rejected: rejects,
+      last_ts: new Date(lastMs).toISOString(),
+      progress: done,
+    });
+    this.#options.progress?.(wiki, done, new Date(lastMs).toISOString());
+  }
+}
+
 function progress(
   firstMs: number,
   lastMs: number,
@@ -282,41 +289,4 @@ function progress(
   return Math.round(
     Math.min(1, Math.max(0, (lastMs - firstMs) / (end - firstMs))) * 1000,
   ) / 1000;
-}
-
-function rawRcid(raw: unknown): string | undefined {
-  const v = (raw as { rcid?: unknown } | null)?.rcid;
-  if (typeof v === "number" && Number.isSafeInteger(v)) return String(v);
-  if (typeof v === "string" && /^\d{1,19}$/.test(v)) return v;
-  return undefined;
-}
-
-function rawTime(raw: unknown): number | undefined {
-  const v = (raw as { timestamp?: unknown } | null)?.timestamp;
-  const ms = typeof v === "string" ? Date.parse(v) : NaN;
-  return Number.isNaN(ms) ? undefined : ms;
-}
-
-function rejectRecord(
-  topic: string,
-  wiki: string,
-  raw: unknown,
-  issues: { path: PropertyKey[]; message: string }[],
-  fetchedAt: string,
-): OutRecord {
-  const reason = issues.slice(0, 3).map((i) =>
-    `${i.path.join(".") || "(root)"}: ${i.message}`
-  ).join("; ");
-  return {
-    topic,
-    key: `${wiki}:reject`,
-    value: JSON.stringify({
-      v: 1,
-      wiki,
-      reason,
-      fetched_at: fetchedAt,
-      row: raw,
-    }),
-    headers: { wiki, reason: "bad_row" },
-  };
 }

@@ -1,5 +1,4 @@
 /** @module Follows EventStreams `recentchange`: dedupe on meta.id, batch, publish with a resumable checkpoint. */
-import { type Envelope, StreamEventSchema } from "../schemas/wikimedia.ts";
 import type { Logger } from "../core/log.ts";
 import type { OutRecord } from "../kafka/client.ts";
 import type { PollerStats, Publisher } from "./poller.ts";
@@ -8,6 +7,11 @@ import {
   readEventStream,
   type StreamMessage,
 } from "./eventstreams.ts";
+import {
+  decodeStreamEvent,
+  eventRecord,
+  rejectRecord,
+} from "./_stream_records.ts";
 
 /** The checkpoint kept under key `eventstreams` in the checkpoint topic. */
 export interface StreamCheckpoint {
@@ -52,52 +56,41 @@ export async function followEventStream(
   const { log, stats, signal } = options;
   const batchSize = options.batchSize ?? 500;
   const flushMs = options.flushMs ?? 1000;
-  const seenMax = options.seenMax ?? 20_000;
-  const all = options.wikis.includes("*");
-  const wanted = new Set(options.wikis);
-  const seen = new Set(options.restored?.seen ?? []);
-  let lastId = options.restored?.last_event_id ?? "";
-  let committedId = lastId;
-  let pending: OutRecord[] = [];
-  let pendingIds = new Set<string>();
-  let firstAt = 0;
-
-  async function flush() {
-    if (pending.length === 0 && lastId === committedId) return;
-    for (const id of pendingIds) seen.add(id);
-    while (seen.size > seenMax) seen.delete(seen.values().next().value!);
-    const checkpoint: StreamCheckpoint = {
-      v: 1,
-      last_event_id: lastId,
-      seen: [...seen],
-      updated_at: new Date().toISOString(),
-    };
-    const records = [...pending, {
-      topic: options.topics.checkpoints,
-      key: STREAM_CHECKPOINT_KEY,
-      value: JSON.stringify(checkpoint),
-    }];
-    const events =
-      pending.filter((r) => r.topic === options.topics.events).length;
-    await options.publisher.publish(records);
-    stats.published += events;
-    stats.rejected += pending.length - events;
-    stats.lastSuccessMs = Date.now();
-    committedId = lastId;
-    if (events > 0) {
-      log.info("published", {
-        rows: events,
-        rejected: pending.length - events,
-        last_event_id: lastId,
-      });
+  const batch = new StreamBatch(options);
+  const iterator = openEventStream(options, batch.lastId);
+  let next = iterator.next();
+  log.info("following event stream", {
+    url: options.url,
+    wikis: options.wikis,
+    resumed: Boolean(batch.lastId),
+  });
+  try {
+    while (!signal.aborted) {
+      const got = await nextOrTick(next, batch.msUntilFlush(flushMs));
+      if (got === "tick") {
+        await batch.flush();
+        continue;
+      }
+      if (got.done) break;
+      next = iterator.next();
+      stats.polls++;
+      batch.add(got.value);
+      if (batch.size >= batchSize) await batch.flush();
     }
-    pending = [];
-    pendingIds = new Set();
-    firstAt = 0;
+  } finally {
+    if (!signal.aborted) await batch.flush();
+    await iterator.return?.(undefined);
   }
+}
 
+/** Starts reading the stream after `lastId`, counting reconnects (idle ones apart) in stats. */
+function openEventStream(
+  options: StreamProducerOptions,
+  lastId: string,
+): AsyncIterator<StreamMessage> {
+  const { log, stats, signal } = options;
   const read = options.read ?? readEventStream;
-  const iterator = read({
+  return read({
     url: options.url,
     userAgent: options.userAgent,
     lastEventId: lastId || undefined,
@@ -111,99 +104,133 @@ export async function followEventStream(
       stats.apiErrors[kind] = (stats.apiErrors[kind] ?? 0) + 1;
     },
   })[Symbol.asyncIterator]();
-  let next = iterator.next();
-  log.info("following event stream", {
-    url: options.url,
-    wikis: options.wikis,
-    resumed: Boolean(lastId),
-  });
-  try {
-    while (!signal.aborted) {
-      const wait = firstAt
-        ? Math.max(0, firstAt + flushMs - Date.now())
-        : flushMs;
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const tick = new Promise<"tick">((r) =>
-        timer = setTimeout(() => r("tick"), wait)
-      );
-      const got = await Promise.race([next, tick]);
-      clearTimeout(timer);
-      if (got === "tick") {
-        await flush();
-        continue;
-      }
-      if (got.done) break;
-      next = iterator.next();
-      stats.polls++;
-      handle(got.value);
-      if (!firstAt) firstAt = Date.now();
-      if (pending.length >= batchSize) await flush();
-    }
-  } finally {
-    if (!signal.aborted) await flush();
-    await iterator.return?.(undefined);
+}
+
+/** The next message, or `"tick"` when `waitMs` passes first. */
+async function nextOrTick<T>(
+  next: Promise<T>,
+  waitMs: number,
+): Promise<T | "tick"> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const tick = new Promise<"tick">((r) =>
+    timer = setTimeout(() => r("tick"), waitMs)
+  );
+  const got = await Promise.race([next, tick]);
+  clearTimeout(timer);
+  return got;
+}
+
+/**
+ * The events not yet published, and what the checkpoint remembers: the last event id and the
+ * meta.ids already published (the newest `seenMax`).
+ */
+class StreamBatch {
+  #options: StreamProducerOptions;
+  #seenMax: number;
+  #all: boolean;
+  #wanted: Set<string>;
+  #seen: Set<string>;
+  #lastId: string;
+  #committedId: string;
+  #pending: OutRecord[] = [];
+  #pendingIds = new Set<string>();
+  #firstAt = 0;
+
+  constructor(options: StreamProducerOptions) {
+    this.#options = options;
+    this.#seenMax = options.seenMax ?? 20_000;
+    this.#all = options.wikis.includes("*");
+    this.#wanted = new Set(options.wikis);
+    this.#seen = new Set(options.restored?.seen ?? []);
+    this.#lastId = options.restored?.last_event_id ?? "";
+    this.#committedId = this.#lastId;
   }
 
-  function handle(msg: StreamMessage) {
-    lastId = msg.id;
-    let json: unknown;
-    try {
-      json = JSON.parse(msg.data);
-    } catch {
-      pending.push(reject(msg.data, "not_json"));
+  /** The id of the last message handled (published or not). */
+  get lastId(): string {
+    return this.#lastId;
+  }
+
+  /** Records waiting for the next flush. */
+  get size(): number {
+    return this.#pending.length;
+  }
+
+  /** How long until the batch is due: `flushMs` after its first message, or a full `flushMs`. */
+  msUntilFlush(flushMs: number): number {
+    return this.#firstAt
+      ? Math.max(0, this.#firstAt + flushMs - Date.now())
+      : flushMs;
+  }
+
+  /** Takes one message: a reject, a new event, or nothing (other wiki, repeat). */
+  add(msg: StreamMessage): void {
+    this.#handle(msg);
+    if (!this.#firstAt) this.#firstAt = Date.now();
+  }
+
+  /** Publishes the pending records with the checkpoint in one transaction, if anything moved. */
+  async flush(): Promise<void> {
+    const { publisher, stats, log } = this.#options;
+    if (this.#pending.length === 0 && this.#lastId === this.#committedId) {
       return;
     }
-    const parsed = StreamEventSchema.safeParse(json);
-    if (!parsed.success) {
-      pending.push(
-        reject(
-          json,
-          parsed.error.issues.slice(0, 3).map((i) =>
-            `${i.path.join(".")}: ${i.message}`
-          ).join("; "),
-        ),
-      );
+    const pending = this.#pending;
+    const records = [...pending, this.#checkpointRecord()];
+    const events =
+      pending.filter((r) => r.topic === this.#options.topics.events).length;
+    await publisher.publish(records);
+    stats.published += events;
+    stats.rejected += pending.length - events;
+    stats.lastSuccessMs = Date.now();
+    this.#committedId = this.#lastId;
+    if (events > 0) {
+      log.info("published", {
+        rows: events,
+        rejected: pending.length - events,
+        last_event_id: this.#lastId,
+      });
+    }
+    this.#pending = [];
+    this.#pendingIds = new Set();
+    this.#firstAt = 0;
+  }
+
+  #handle(msg: StreamMessage): void {
+    const { topics, stats } = this.#options;
+    this.#lastId = msg.id;
+    const decoded = decodeStreamEvent(msg.data);
+    if ("reason" in decoded) {
+      this.#pending.push(rejectRecord(topics.rejects, decoded));
       return;
     }
-    const e = parsed.data;
-    if (!all && !wanted.has(e.server_name)) return;
-    if (seen.has(e.meta.id) || pendingIds.has(e.meta.id)) {
+    const { event: e, json } = decoded;
+    if (!this.#all && !this.#wanted.has(e.server_name)) return;
+    if (this.#seen.has(e.meta.id) || this.#pendingIds.has(e.meta.id)) {
       stats.duplicates++;
       return;
     }
-    pendingIds.add(e.meta.id);
-    const envelope: Envelope = {
-      v: 1,
-      source: "eventstreams",
-      wiki: e.wiki,
-      server_name: e.server_name,
-      fetched_at: new Date().toISOString(),
-      row: json as Record<string, unknown>,
-    };
-    const key = e.id !== null && e.id !== undefined
-      ? `${e.wiki}:${e.title ?? `rc${e.id}`}`
-      : `${e.wiki}:${e.meta.id}`;
-    pending.push({
-      topic: options.topics.events,
-      key,
-      value: JSON.stringify(envelope),
-      headers: { wiki: e.wiki, meta_id: e.meta.id },
-    });
+    this.#pendingIds.add(e.meta.id);
+    this.#pending.push(eventRecord(topics.events, e, json));
     stats.lastEventMs = e.timestamp * 1000;
   }
 
-  function reject(row: unknown, reason: string): OutRecord {
+  /** Adds the pending ids to the seen-set (trimmed to `seenMax`) and returns its checkpoint. */
+  #checkpointRecord(): OutRecord {
+    for (const id of this.#pendingIds) this.#seen.add(id);
+    while (this.#seen.size > this.#seenMax) {
+      this.#seen.delete(this.#seen.values().next().value!);
+    }
+    const checkpoint: StreamCheckpoint = {
+      v: 1,
+      last_event_id: this.#lastId,
+      seen: [...this.#seen],
+      updated_at: new Date().toISOString(),
+    };
     return {
-      topic: options.topics.rejects,
-      key: "eventstreams:reject",
-      value: JSON.stringify({
-        v: 1,
-        source: "eventstreams",
-        reason,
-        fetched_at: new Date().toISOString(),
-        row,
-      }),
-      headers: { reason: "bad_event" },
+      topic: this.#options.topics.checkpoints,
+      key: STREAM_CHECKPOINT_KEY,
+      value: JSON.stringify(checkpoint),
     };
   }
 }

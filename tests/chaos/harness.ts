@@ -9,12 +9,13 @@ import { connectDb, type Sql } from "../../lib/sink/db.ts";
 import { decodeValue } from "../../lib/sink/decode.ts";
 import { createKafka } from "../../lib/kafka/client.ts";
 import { createLogger } from "../../lib/core/log.ts";
-import type { Envelope } from "../../lib/schemas/wikimedia.ts";
+import type { Envelope } from "../../lib/schemas/envelope.ts";
 import { topicNames } from "../../lib/pipeline/producer.ts";
 import { type Fault, loadStreamAsApiWiki } from "../fakes/fake_mediawiki.ts";
 import { startScaledWiki } from "./_scaled_wiki.ts";
 import { type Child, spawnService } from "./_process.ts";
 import { prng, type Random } from "./_random.ts";
+import { freePortRange } from "../_ports.ts";
 
 /** Options for {@linkcode runChaos}. */
 export interface ChaosOptions {
@@ -89,14 +90,8 @@ const API_FAULTS: Fault[] = [
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const say = options.onProgress ?? (() => {});
   const random = prng(options.seed);
-  const kafkaPort = options.kafkaPort ?? 29092;
-  const pgPort = options.pgPort ?? 25432;
-  const servicesEnv = {
-    WIKISTREAM_KAFKA_PORT: String(kafkaPort),
-    WIKISTREAM_PG_PORT: String(pgPort),
-    WIKISTREAM_SERVICES_DIR: options.servicesDir ??
-      `${ROOT}.cache/chaos-services`,
-  };
+  const servicesEnv = chaosServicesEnv(options);
+  const kafkaPort = options.kafkaPort!, pgPort = options.pgPort!;
   const services = (cmd: string) => runServices(cmd, servicesEnv);
   await services("start");
 
@@ -312,16 +307,33 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   return report;
 }
 
-/** Stops the suite's own Kafka and PostgreSQL. */
+type ServicesOptions = Pick<
+  ChaosOptions,
+  "kafkaPort" | "pgPort" | "servicesDir"
+>;
+
+/** Stops the suite's own Kafka and PostgreSQL (pass the options given to `runChaos`). */
 export async function stopChaosServices(
-  options: Pick<ChaosOptions, "kafkaPort" | "pgPort" | "servicesDir"> = {},
+  options: ServicesOptions,
 ): Promise<void> {
-  await runServices("stop", {
-    WIKISTREAM_KAFKA_PORT: String(options.kafkaPort ?? 29092),
-    WIKISTREAM_PG_PORT: String(options.pgPort ?? 25432),
-    WIKISTREAM_SERVICES_DIR: options.servicesDir ??
-      `${ROOT}.cache/chaos-services`,
-  });
+  if (options.kafkaPort === undefined) return; // never started
+  await runServices("stop", chaosServicesEnv(options));
+  await Deno.remove(options.servicesDir!, { recursive: true }).catch(() => {});
+}
+
+/**
+ * The suite's own Kafka and PostgreSQL: free ports and a folder of this run's own unless given.
+ * The choice is written back into `options`, so `stopChaosServices(options)` finds them.
+ */
+function chaosServicesEnv(options: ServicesOptions): Record<string, string> {
+  options.kafkaPort ??= freePortRange(2); // the controller takes the next port
+  options.pgPort ??= freePortRange(1);
+  options.servicesDir ??= `${ROOT}.cache/chaos-services/${options.kafkaPort}`;
+  return {
+    WIKISTREAM_KAFKA_PORT: String(options.kafkaPort),
+    WIKISTREAM_PG_PORT: String(options.pgPort),
+    WIKISTREAM_SERVICES_DIR: options.servicesDir,
+  };
 }
 
 interface InjectContext {

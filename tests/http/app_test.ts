@@ -3,10 +3,8 @@ import assert from "node:assert/strict";
 import { startConsumer } from "../../lib/pipeline/consumer.ts";
 import { createDashboardData } from "../../lib/http/dashboard_data.ts";
 import { type AppDeps, createApp } from "../../lib/http/app.ts";
-import {
-  createKafka,
-  createTransactionalPublisher,
-} from "../../lib/kafka/client.ts";
+import { createKafka } from "../../lib/kafka/client.ts";
+import { createTransactionalPublisher } from "../../lib/kafka/publisher.ts";
 import { createMetrics } from "../../lib/http/metrics.ts";
 import { topicNames } from "../../lib/pipeline/producer.ts";
 import {

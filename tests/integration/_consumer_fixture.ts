@@ -1,14 +1,11 @@
 /** @module Shared by the consumer tests and the bench: replayed recorded rows, fresh databases, exact-match checks. */
 import assert from "node:assert/strict";
 import { connectDb, type Sql } from "../../lib/sink/db.ts";
-import {
-  createTransactionalPublisher,
-  ensureTopics,
-  fetchLag,
-  type Kafka,
-  type OutRecord,
-} from "../../lib/kafka/client.ts";
-import type { Envelope } from "../../lib/schemas/wikimedia.ts";
+import type { Kafka, OutRecord } from "../../lib/kafka/client.ts";
+import { createTransactionalPublisher } from "../../lib/kafka/publisher.ts";
+import { ensureTopics } from "../../lib/kafka/topics.ts";
+import { fetchLag } from "../../lib/kafka/lag.ts";
+import type { Envelope } from "../../lib/schemas/envelope.ts";
 import type { Logger } from "../../lib/core/log.ts";
 import { loadRecordedWikis } from "../fakes/fake_mediawiki.ts";
 

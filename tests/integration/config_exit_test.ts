@@ -1,6 +1,6 @@
 /** Bad configuration of every variable: producer.ts and consumer.ts exit 2 naming the variable. */
 import assert from "node:assert/strict";
-import { CONFIG_KEYS } from "../../lib/core/config.ts";
+import { CONFIG_KEYS } from "../../lib/schemas/config.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 

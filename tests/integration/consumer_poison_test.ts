@@ -3,13 +3,10 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { startConsumer } from "../../lib/pipeline/consumer.ts";
 import { MAX_VALUE_BYTES } from "../../lib/sink/decode.ts";
-import {
-  createKafka,
-  type InRecord,
-  runBatchConsumer,
-} from "../../lib/kafka/client.ts";
+import { createKafka, type InRecord } from "../../lib/kafka/client.ts";
+import { runBatchConsumer } from "../../lib/kafka/batch_consumer.ts";
 import { topicNames } from "../../lib/pipeline/producer.ts";
-import type { Envelope } from "../../lib/schemas/wikimedia.ts";
+import type { Envelope } from "../../lib/schemas/envelope.ts";
 import {
   captureLogger,
   eventually,

@@ -2,7 +2,8 @@
 import assert from "node:assert/strict";
 import { startProducer } from "../../lib/pipeline/producer.ts";
 import { startConsumer } from "../../lib/pipeline/consumer.ts";
-import { createKafka, readToEnd } from "../../lib/kafka/client.ts";
+import { createKafka } from "../../lib/kafka/client.ts";
+import { readToEnd } from "../../lib/kafka/compacted.ts";
 import { topicNames } from "../../lib/pipeline/producer.ts";
 import {
   recordedStreamLines,

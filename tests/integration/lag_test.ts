@@ -1,13 +1,10 @@
 /** Lag on real Kafka: no commit yet, commits below the log start, transaction markers. */
 import assert from "node:assert/strict";
-import {
-  createKafka,
-  createTransactionalPublisher,
-  ensureTopics,
-  fetchLag,
-  type Kafka,
-  runBatchConsumer,
-} from "../../lib/kafka/client.ts";
+import { createKafka, type Kafka } from "../../lib/kafka/client.ts";
+import { createTransactionalPublisher } from "../../lib/kafka/publisher.ts";
+import { ensureTopics } from "../../lib/kafka/topics.ts";
+import { fetchLag } from "../../lib/kafka/lag.ts";
+import { runBatchConsumer } from "../../lib/kafka/batch_consumer.ts";
 import { captureLogger, eventually, testConfig } from "../_helpers.ts";
 
 function setup(partitions: number) {

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { startProducer } from "../../lib/pipeline/producer.ts";
 import { startConsumer } from "../../lib/pipeline/consumer.ts";
 import { decodeValue } from "../../lib/sink/decode.ts";
-import type { Envelope } from "../../lib/schemas/wikimedia.ts";
+import type { Envelope } from "../../lib/schemas/envelope.ts";
 import {
   loadRecordedWikis,
   startFakeMediaWiki,

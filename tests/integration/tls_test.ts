@@ -9,11 +9,8 @@
 import assert from "node:assert/strict";
 import { startProducer } from "../../lib/pipeline/producer.ts";
 import { startConsumer } from "../../lib/pipeline/consumer.ts";
-import {
-  createKafka,
-  ensureTopics,
-  kafkaSecurity,
-} from "../../lib/kafka/client.ts";
+import { createKafka, kafkaSecurity } from "../../lib/kafka/client.ts";
+import { ensureTopics } from "../../lib/kafka/topics.ts";
 import { connectDb } from "../../lib/sink/db.ts";
 import { serializeError } from "../../lib/core/log.ts";
 import {
@@ -26,12 +23,14 @@ import {
   tempSchema,
   testConfig,
 } from "../_helpers.ts";
+import { freePortRange } from "../_ports.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
-const KAFKA_PORT = 39092; // PLAINTEXT (the script's readiness check); the controller takes +1
-const SSL_PORT = 39094;
-const SASL_SSL_PORT = 39095;
-const PG_PORT = 35432;
+// Free ports, so the suite runs beside the user's own services.
+const KAFKA_PORT = freePortRange(4); // PLAINTEXT (the script's readiness check); the controller takes +1
+const SSL_PORT = KAFKA_PORT + 2;
+const SASL_SSL_PORT = KAFKA_PORT + 3;
+const PG_PORT = freePortRange(1);
 
 // The passwords every output is searched for.
 const PLAIN_PW = "plain-Pw-7f3a91";

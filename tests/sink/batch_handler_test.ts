@@ -4,7 +4,10 @@ import {
   createBatchHandler,
   decodeBatch,
 } from "../../lib/sink/batch_handler.ts";
-import type { BatchContext, RecordBatch } from "../../lib/kafka/client.ts";
+import type {
+  BatchContext,
+  RecordBatch,
+} from "../../lib/kafka/batch_consumer.ts";
 import { noopLogger } from "../../lib/core/log.ts";
 import type {
   DeadLetter,

@@ -1,0 +1,42 @@
+/** @module Creates missing Kafka topics. */
+import type { Kafka } from "kafkajs";
+
+/** A topic to create when missing. */
+export interface TopicSpec {
+  topic: string;
+  partitions: number;
+  config?: Record<string, string>;
+}
+
+/** Creates each topic that does not exist yet (idempotent; safe when several processes race). */
+export async function ensureTopics(
+  kafka: Kafka,
+  specs: TopicSpec[],
+): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const existing = new Set(await admin.listTopics());
+    const missing = specs.filter((s) => !existing.has(s.topic));
+    if (missing.length === 0) return;
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: missing.map((s) => ({
+        topic: s.topic,
+        numPartitions: s.partitions,
+        replicationFactor: -1,
+        configEntries: Object.entries(s.config ?? {}).map(([name, value]) => ({
+          name,
+          value,
+        })),
+      })),
+    }).catch((err: Error & { type?: string }) => {
+      if (
+        err.type !== "TOPIC_ALREADY_EXISTS" &&
+        !/already exists/i.test(err.message)
+      ) throw err;
+    });
+  } finally {
+    await admin.disconnect();
+  }
+}

@@ -1,0 +1,104 @@
+/** @module The consumer's lag report, stall check and readiness check. */
+import type { Sql } from "../sink/db.ts";
+import type { Admin } from "../kafka/client.ts";
+import { fetchLag } from "../kafka/lag.ts";
+import type { ConsumerStats } from "../sink/batch_handler.ts";
+import type { CheckResult } from "../http/app.ts";
+import type { LagReport } from "./consumer.ts";
+
+/** What the consumer tracks between batches: for idle exit and health. */
+export interface Progress {
+  /** When a batch last started or committed, or lag was last seen at zero. */
+  lastActivity: number;
+  lastLag: { total: bigint; at: number };
+}
+
+/** Where {@linkcode createLagReporter} reads lag and the newest event from. */
+export interface LagSources {
+  sql: Sql;
+  admin: Admin;
+  groupId: string;
+  topic: string;
+  stats: ConsumerStats;
+  progress: Progress;
+}
+
+/** The `/lag` report; also refreshes the lag behind health and counts zero lag as progress. */
+export function createLagReporter(
+  sources: LagSources,
+): () => Promise<LagReport> {
+  const { sql, admin, groupId, topic, stats, progress } = sources;
+  return async function lag(): Promise<LagReport> {
+    const partitions = await fetchLag(admin, { groupId, topic });
+    const total = partitions.reduce((a, p) => a + BigInt(p.lag), 0n);
+    progress.lastLag = { total, at: Date.now() };
+    if (total === 0n) progress.lastActivity = Date.now(); // caught up counts as progress
+    const newest = await newestEventTime(sql, stats);
+    return {
+      group: groupId,
+      topic,
+      partitions,
+      total_lag: total.toString(),
+      newest_event_time: newest ? newest.toISOString() : null,
+      time_lag_seconds: newest
+        ? Math.max(0, Math.round((Date.now() - newest.getTime()) / 1000))
+        : null,
+    };
+  };
+}
+
+/** Unhealthy when lag is pending and no batch was written for `stallMs` (counted from `started`). */
+export function stallCheck(
+  progress: Progress,
+  options: { started: number; stallMs: number },
+): CheckResult {
+  const { lastActivity, lastLag } = progress;
+  const pending = lastLag.total > 0n;
+  const since = Date.now() - Math.max(lastActivity, options.started);
+  if (pending && since > options.stallMs) {
+    return {
+      ok: false,
+      reason: `No batch written for ${
+        Math.round(since / 1000)
+      } s while lag is ${lastLag.total}`,
+    };
+  }
+  return { ok: true };
+}
+
+/** Ready when PostgreSQL answers and the events topic's metadata can be read. */
+export async function dependenciesReady(
+  sql: Sql,
+  admin: Admin,
+  topic: string,
+): Promise<CheckResult> {
+  try {
+    await sql`select 1`;
+  } catch (err) {
+    return {
+      ok: false,
+      reason: `PostgreSQL unavailable: ${(err as Error).name}`,
+    };
+  }
+  try {
+    await admin.fetchTopicMetadata({ topics: [topic] });
+  } catch (err) {
+    return {
+      ok: false,
+      reason: `Kafka metadata unavailable: ${(err as Error).name}`,
+    };
+  }
+  return { ok: true };
+}
+
+/** The newest event written: from this run's stats, else from the table (last 7 days). */
+async function newestEventTime(
+  sql: Sql,
+  stats: ConsumerStats,
+): Promise<Date | null> {
+  const [row] = await sql<
+    { t: Date | null }[]
+  >`select max(event_time) as t from wiki_recent_changes
+      where event_time > now() - interval '7 days'`.catch(() => [{ t: null }]);
+  return stats.lastEventMs ? new Date(stats.lastEventMs) : row?.t ?? null;
+}

@@ -1,0 +1,83 @@
+/** @module COPY text format: the columns written and the encoding of rows into COPY lines. */
+import type { SinkRow } from "./sink.ts";
+
+/** The columns written, in COPY order. */
+export const COLUMNS = [
+  "wiki",
+  "rcid",
+  "server_name",
+  "change_type",
+  "namespace",
+  "title",
+  "page_id",
+  "rev_id",
+  "old_rev_id",
+  "user_name",
+  "user_id",
+  "is_anon",
+  "is_temp",
+  "is_bot",
+  "is_minor",
+  "is_new",
+  "old_len",
+  "new_len",
+  "event_time",
+  "comment",
+  "tags",
+  "sha1",
+  "log_id",
+  "log_type",
+  "log_action",
+  "log_params",
+  "user_hidden",
+  "comment_hidden",
+  "action_hidden",
+  "raw",
+  "kafka_partition",
+  "kafka_offset",
+] as const satisfies readonly (keyof SinkRow)[]; // deno-fmt-ignore
+
+const JSON_COLUMNS = new Set<string>(["log_params", "raw"]);
+
+/** Encodes rows in COPY text format, ~256 KiB per chunk. */
+export function* copyChunks(rows: SinkRow[]): Generator<string> {
+  let buf = "";
+  for (const row of rows) {
+    buf += copyLine(row);
+    if (buf.length > 262_144) {
+      yield buf;
+      buf = "";
+    }
+  }
+  if (buf) yield buf;
+}
+
+/** One row as a COPY text line. */
+export function copyLine(row: SinkRow): string {
+  let line = "";
+  for (let i = 0; i < COLUMNS.length; i++) {
+    const col = COLUMNS[i]!;
+    if (i > 0) line += "\t";
+    line += copyValue(row[col], JSON_COLUMNS.has(col));
+  }
+  return line + "\n";
+}
+
+function copyValue(v: unknown, json: boolean): string {
+  if (v === null || v === undefined) return "\\N";
+  if (json) return escapeCopy(JSON.stringify(v));
+  if (Array.isArray(v)) {
+    return escapeCopy(
+      `{${v.map((s) => `"${String(s).replace(/[\\"]/g, "\\$&")}"`).join(",")}}`,
+    );
+  }
+  if (typeof v === "boolean") return v ? "t" : "f";
+  return escapeCopy(String(v));
+}
+
+function escapeCopy(s: string): string {
+  return /[\\\t\n\r]/.test(s)
+    ? s.replace(/\\/g, "\\\\").replace(/\t/g, "\\t").replace(/\n/g, "\\n")
+      .replace(/\r/g, "\\r")
+    : s;
+}
