@@ -90,8 +90,12 @@ class EventStreamReader {
       received: 0,
     };
     try {
-      const body = await this.#open(signal);
-      for await (const chunk of body.pipeThrough(new TextDecoderStream())) {
+      // Read through the Response itself: with only its body kept, aborting the signal did not
+      // end the read on Deno 2.9.6 (the follower then never stopped).
+      const res = await this.#open(signal);
+      for await (
+        const chunk of res.body!.pipeThrough(new TextDecoderStream())
+      ) {
         clearTimeout(timer);
         timer = setTimeout(() => idle.abort(), idleMs);
         for (const ev of parser.push(chunk)) {
@@ -116,7 +120,7 @@ class EventStreamReader {
   }
 
   /** Opens the stream after the last id (or `since` on a first start); a bad status throws. */
-  async #open(signal: AbortSignal): Promise<ReadableStream<Uint8Array>> {
+  async #open(signal: AbortSignal): Promise<Response> {
     const { userAgent, since } = this.#options;
     const url = new URL(this.#options.url);
     if (!this.#lastId && since) url.searchParams.set("since", since);
@@ -141,7 +145,7 @@ class EventStreamReader {
         },
       );
     }
-    return res.body;
+    return res;
   }
 
   /** Logs the reconnect and waits: the server's `retry:`, the backoff or Retry-After, longest. */
