@@ -174,6 +174,7 @@ async function startWriting(
       log,
       // DeadLetter carries the original key, bytes and the dlq.* headers the DLQ record needs.
       deadLetters: { publish: (d) => dlq.send(d) },
+      redactDeletedPages: config.REDACT_DELETED_PAGES,
     },
   );
   const handle = createBatchHandler({

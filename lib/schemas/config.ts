@@ -105,6 +105,11 @@ export const ConfigSchema = z.object({
     .describe(
       "/healthz turns unhealthy after this long without a written batch while lag is pending",
     ),
+  REDACT_DELETED_PAGES: z.stringbool({ truthy: ["true"], falsy: ["false"] })
+    .default(false)
+    .describe(
+      "Also remove the comment, user and sha1 of a deleted page's rows (`true` or `false`)",
+    ),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info")
     .describe("Minimum log level"),
 });

@@ -1,5 +1,6 @@
 /** @module The SQL of a write: the text staging table and the merge into the typed tables. */
 import { COLUMNS } from "./copy.ts";
+import type { SinkRow } from "./sink.ts";
 
 /**
  * Column types. Rows are COPYed into an all-text staging table and cast by the merge: postgres.js
@@ -36,6 +37,8 @@ const TYPES: Record<(typeof COLUMNS)[number], string> = {
   user_hidden: "boolean",
   comment_hidden: "boolean",
   action_hidden: "boolean",
+  sha1_hidden: "boolean",
+  suppressed: "boolean",
   raw: "jsonb",
   kafka_partition: "integer",
   kafka_offset: "bigint",
@@ -45,14 +48,79 @@ const TYPES: Record<(typeof COLUMNS)[number], string> = {
 export const STAGE_DDL = COLUMNS.map((c) => `${c} text`).join(", ");
 const CAST_LIST = COLUMNS.map((c) => `${c}::${TYPES[c]}`).join(", ");
 
-/** Casts the staged rows, inserts the new ones and adds them to the per-minute activity. */
+/** Hidden flags: an existing row's or the incoming one's (a flag is never cleared). */
+const FLAGS = [
+  "user_hidden",
+  "comment_hidden",
+  "action_hidden",
+  "sha1_hidden",
+  "suppressed",
+] as const;
+const flag = (f: (typeof FLAGS)[number]) => `(t.${f} or excluded.${f})`;
+
+/**
+ * What a second source row for a known (wiki, rcid) may change: it fills in what the first one
+ * lacked (EventStreams rows have no page id, user id, tags or sha1), never overwrites a known value
+ * with NULL and never fills in a hidden field. The columns the per-minute activity counts
+ * (type, time, sizes, bot and anon flags), `raw` and the Kafka position stay as first written.
+ */
+const FILL: Record<string, string> = {
+  namespace: "coalesce(t.namespace, excluded.namespace)",
+  title: `case when ${
+    flag("action_hidden")
+  } then null else coalesce(t.title, excluded.title) end`,
+  page_id: "coalesce(t.page_id, excluded.page_id)",
+  rev_id: "coalesce(t.rev_id, excluded.rev_id)",
+  old_rev_id: "coalesce(t.old_rev_id, excluded.old_rev_id)",
+  user_name: `case when ${
+    flag("user_hidden")
+  } then null else coalesce(t.user_name, excluded.user_name) end`,
+  user_id: `case when ${
+    flag("user_hidden")
+  } then null else coalesce(t.user_id, excluded.user_id) end`,
+  comment: `case when ${
+    flag("comment_hidden")
+  } then null else coalesce(t.comment, excluded.comment) end`,
+  tags: "case when t.tags = '{}' then excluded.tags else t.tags end",
+  sha1: `case when ${
+    flag("sha1_hidden")
+  } then null else coalesce(t.sha1, excluded.sha1) end`,
+  log_id: "coalesce(t.log_id, excluded.log_id)",
+  log_type: "coalesce(t.log_type, excluded.log_type)",
+  log_action: "coalesce(t.log_action, excluded.log_action)",
+  log_params: `case when ${
+    flag("action_hidden")
+  } then null else coalesce(t.log_params, excluded.log_params) end`,
+  ...Object.fromEntries(FLAGS.map((f) => [f, flag(f)])),
+  raw: `wikistream_redact_raw(t.raw, ${flag("user_hidden")}, ${
+    flag("comment_hidden")
+  }, ${flag("sha1_hidden")}, ${flag("action_hidden")})`,
+}; // deno-fmt-ignore
+const FILL_SET = Object.entries(FILL).map(([c, e]) => `${c} = ${e}`).join(",\n  ");
+const FILL_WHERE = `(${Object.values(FILL).join(", ")}) is distinct from (${
+  Object.keys(FILL).map((c) => `t.${c}`).join(", ")
+})`;
+
+/**
+ * Casts the staged rows, inserts the new ones, fills in known ones from a richer source, and adds
+ * only the inserted ones to the per-minute activity (`xmax = 0` tells an insert from an update).
+ * $1 picks the n-th copy of each (wiki, rcid) in Kafka order: one statement cannot touch a row
+ * twice, so a batch holding one change from both sources is merged copy by copy.
+ */
 export const MERGE_SQL = `
 with ins as (
-  insert into wiki_recent_changes (${COLUMNS.join(", ")})
-  select distinct on (wiki, rcid::bigint) ${CAST_LIST} from pg_temp.wikistream_stage_text
-  order by wiki, rcid::bigint, kafka_offset::bigint
-  on conflict (wiki, rcid) do nothing
-  returning wiki, event_time, change_type, is_bot, is_anon, old_len, new_len
+  insert into wiki_recent_changes as t (${COLUMNS.join(", ")})
+  select ${CAST_LIST} from (
+    select *, row_number() over (partition by wiki, rcid::bigint order by kafka_offset::bigint)
+      as copy_no
+    from pg_temp.wikistream_stage_text) s
+  where copy_no = $1::int
+  order by wiki, rcid::bigint
+  on conflict (wiki, rcid) do update set
+  ${FILL_SET}
+  where ${FILL_WHERE}
+  returning (t.xmax = 0) as inserted, wiki, event_time, change_type, is_bot, is_anon, old_len,
+    new_len
 ), agg as (
   select wiki, date_trunc('minute', event_time) as minute,
     count(*) as changes,
@@ -66,7 +134,7 @@ with ins as (
       filter (where change_type in ('edit', 'new')), 0) as bytes_added,
     coalesce(sum(greatest(coalesce(old_len, 0) - coalesce(new_len, 0), 0))
       filter (where change_type in ('edit', 'new')), 0) as bytes_removed
-  from ins group by 1, 2
+  from ins where inserted group by 1, 2
 ), up as (
   insert into wiki_activity_minute as a
   select * from agg order by wiki, minute
@@ -81,4 +149,17 @@ with ins as (
     bytes_added = a.bytes_added + excluded.bytes_added,
     bytes_removed = a.bytes_removed + excluded.bytes_removed
 )
-select count(*)::int as inserted from ins`;
+select (count(*) filter (where inserted))::int as inserted from ins`;
+
+/** How often the most repeated (wiki, rcid) occurs in the batch. */
+export function maxCopies(rows: SinkRow[]): number {
+  const seen = new Map<string, number>();
+  let max = 0;
+  for (const r of rows) {
+    const key = `${r.wiki}\t${r.rcid}`;
+    const n = (seen.get(key) ?? 0) + 1;
+    seen.set(key, n);
+    if (n > max) max = n;
+  }
+  return max;
+}

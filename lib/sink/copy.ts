@@ -32,6 +32,8 @@ export const COLUMNS = [
   "user_hidden",
   "comment_hidden",
   "action_hidden",
+  "sha1_hidden",
+  "suppressed",
   "raw",
   "kafka_partition",
   "kafka_offset",

@@ -4,7 +4,8 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Sql, Transaction } from "./db.ts";
 import { COLUMNS, copyChunks } from "./copy.ts";
-import { MERGE_SQL, STAGE_DDL } from "./_merge_sql.ts";
+import { maxCopies, MERGE_SQL, STAGE_DDL } from "./_merge_sql.ts";
+import { applyRedactions, type RedactionOptions } from "./redactions.ts";
 import type { ChangeRow } from "../source/normalise.ts";
 import { isRetriable } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
@@ -58,6 +59,8 @@ export interface SinkOptions {
   deadLetters?: DeadLetterPublisher;
   /** A write (COPY + merge + commit) that takes longer fails and is retried on a new pool. */
   writeTimeoutMs?: number;
+  /** REDACT_DELETED_PAGES: a deleted page's rows also lose their comment, user and sha1. */
+  redactDeletedPages?: boolean;
 }
 
 /**
@@ -153,7 +156,11 @@ class PostgresSink implements Sink {
     await this.#publishOnce(deadLetters);
     return await withTimeout(
       this.#timeoutMs,
-      this.#sql.begin((tx) => writeTransaction(tx, rows, deadLetters)),
+      this.#sql.begin((tx) =>
+        writeTransaction(tx, rows, deadLetters, {
+          redactDeletedPages: this.#options.redactDeletedPages ?? false,
+        })
+      ),
     );
   }
 
@@ -179,15 +186,23 @@ async function writeTransaction(
   tx: Transaction,
   rows: SinkRow[],
   deadLetters: DeadLetter[],
+  redaction: RedactionOptions,
 ): Promise<number> {
   let inserted = 0;
-  if (rows.length > 0) inserted = await copyAndMerge(tx, rows);
+  if (rows.length > 0) inserted = await copyAndMerge(tx, rows, redaction);
   if (deadLetters.length > 0) await insertDeadLetters(tx, deadLetters);
   return inserted;
 }
 
-/** COPYs the rows into the text staging table and merges them; returns the rows inserted. */
-async function copyAndMerge(tx: Transaction, rows: SinkRow[]): Promise<number> {
+/**
+ * COPYs the rows into the text staging table, merges them copy by copy (one change from two
+ * sources), then applies redactions; returns the rows inserted.
+ */
+async function copyAndMerge(
+  tx: Transaction,
+  rows: SinkRow[],
+  redaction: RedactionOptions,
+): Promise<number> {
   await tx.unsafe(
     `create temp table if not exists wikistream_stage_text (${STAGE_DDL})
              on commit delete rows`,
@@ -197,8 +212,13 @@ async function copyAndMerge(tx: Transaction, rows: SinkRow[]): Promise<number> {
   )
     .writable();
   await pipeline(Readable.from(copyChunks(rows)), writable);
-  const [res] = await tx.unsafe(MERGE_SQL);
-  return Number(res?.inserted ?? 0);
+  let inserted = 0;
+  for (let copy = 1; copy <= maxCopies(rows); copy++) {
+    const [res] = await tx.unsafe(MERGE_SQL, [copy]);
+    inserted += Number(res?.inserted ?? 0);
+  }
+  await applyRedactions(tx, rows, redaction);
+  return inserted;
 }
 
 /** Stores dead letters; a replayed one (same topic, partition, offset) is stored once. */

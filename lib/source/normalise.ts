@@ -32,6 +32,8 @@ export interface ChangeRow {
   user_hidden: boolean;
   comment_hidden: boolean;
   action_hidden: boolean;
+  sha1_hidden: boolean;
+  suppressed: boolean;
   raw: Record<string, unknown>;
 }
 
@@ -118,6 +120,8 @@ export function normaliseApiRow(row: ApiRow, ref: WikiRef, raw: Record<string, u
     user_hidden: userHidden,
     comment_hidden: row.commenthidden === true,
     action_hidden: row.actionhidden === true,
+    sha1_hidden: row.sha1hidden === true,
+    suppressed: row.suppressed === true,
     raw,
   };
 }
@@ -165,6 +169,8 @@ export function normaliseStreamEvent(
     user_hidden: false,
     comment_hidden: false,
     action_hidden: false,
+    sha1_hidden: false,
+    suppressed: false,
     raw,
   };
 }

@@ -55,6 +55,8 @@ function row(
     user_hidden: false,
     comment_hidden: false,
     action_hidden: false,
+    sha1_hidden: false,
+    suppressed: false,
     raw: { rcid },
     kafka_partition: 0,
     kafka_offset: String(rcid),

@@ -81,6 +81,8 @@ Deno.test("normaliseApiRow() maps an fv2 edit by an IP (lvwiki)", () => {
     user_hidden: false,
     comment_hidden: false,
     action_hidden: false,
+    sha1_hidden: false,
+    suppressed: false,
     raw: undefined,
   });
 });
