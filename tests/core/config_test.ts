@@ -142,3 +142,16 @@ Deno.test("loadConfig() names the missing SASL credential without echoing the ot
     });
   }
 });
+
+Deno.test("loadConfig() reads REDACT_DELETED_PAGES as true or false only", () => {
+  assert.equal(loadConfig({}).REDACT_DELETED_PAGES, false);
+  assert.equal(
+    loadConfig({ REDACT_DELETED_PAGES: "true" }).REDACT_DELETED_PAGES,
+    true,
+  );
+  assert.throws(
+    () => loadConfig({ REDACT_DELETED_PAGES: "yes" }),
+    (e: Error) =>
+      e instanceof ConfigError && e.message.includes("REDACT_DELETED_PAGES"),
+  );
+});

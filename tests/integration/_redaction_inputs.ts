@@ -218,3 +218,33 @@ export function streamEditOn(
     timestamp: options.at,
   };
 }
+
+/**
+ * CONSTRUCTED delete/event hiding `nfield` of log entry `target` (1 action, 2 comment, 4 user): the
+ * recorded delete/delete event with a new meta.id, rcid and log id, and the delete/event params
+ * (`4::ids`, `5::ofield`, `6::nfield`: no type).
+ */
+export function logEntryDeletion(
+  target: Json,
+  options: { nfield: number; rcid: number; logId: number; at: number },
+): Json {
+  const base = streamEvent(1769695961);
+  return {
+    ...base,
+    meta: { ...(base.meta as Json), id: crypto.randomUUID() },
+    id: options.rcid,
+    namespace: -1,
+    title: "Special:Log/delete",
+    timestamp: options.at,
+    log_id: options.logId,
+    log_action: "event",
+    log_params: {
+      ids: [String(target.log_id)],
+      ofield: "0",
+      nfield: String(options.nfield),
+    },
+    comment: "CONSTRUCTED test input: log entry deletion",
+    parsedcomment: "CONSTRUCTED test input: log entry deletion",
+    log_action_comment: "changed visibility of a log entry",
+  };
+}

@@ -15,6 +15,7 @@ import {
   apiRecord,
   apiRow,
   apiSuppression,
+  logEntryDeletion,
   revisionDeletion,
   streamEvent,
   streamRecord,
@@ -115,10 +116,42 @@ async function apiSuppressionOfTextAndUser(
   assert.equal(row.suppressed, true);
 }
 
+/** The recorded delete/delete log event, then a CONSTRUCTED delete/event hiding its action and comment. */
+async function logEntryHidden({ sql, publish }: Ctx): Promise<void> {
+  const entry = streamEvent(1769695961);
+  await publish([streamRecord(entry)]);
+  await rowOf(sql, "enwiki", entry.id);
+  const hide = logEntryDeletion(entry, {
+    nfield: 3,
+    rcid: 1769699002,
+    logId: 161651000,
+    at: Number(entry.timestamp) + 120,
+  });
+  await publish([streamRecord(hide)]);
+  const row = await rowWhen(sql, "enwiki", entry.id, (r) => r.title === null);
+  assert.equal(row.title, null);
+  assert.equal(row.comment, null);
+  assert.equal(row.log_params, null);
+  assert.equal(row.user_name, "Explicit", "the user was not hidden");
+  assertNotInRaw(row, [
+    "title",
+    "title_url",
+    "comment",
+    "parsedcomment",
+    "log_action_comment",
+  ], [
+    "Replaceable non-free use",
+    "Replaceable_non-free_use",
+  ]);
+  assert.equal(row.action_hidden, true);
+  assert.equal(row.comment_hidden, true);
+}
+
 Deno.test("consumer hides revision-deleted fields in the columns and in raw, whichever arrives first", async () => {
   await scenario({}, async (ctx) => {
     await rowFirst(ctx);
     await redactionFirst(ctx);
     await apiSuppressionOfTextAndUser(ctx);
+    await logEntryHidden(ctx);
   });
 });
