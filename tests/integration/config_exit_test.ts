@@ -10,6 +10,7 @@ const BAD: Record<string, string> = {
   KAFKA_TOPIC: "bad/topic",
   KAFKA_PARTITIONS: "0",
   KAFKA_SSL: "yes",
+  REDACT_DELETED_PAGES: "yes",
   KAFKA_SSL_CA_FILE: "/nonexistent/ca.pem",
   KAFKA_SASL_MECHANISM: "gssapi",
   // Credentials without a mechanism would silently connect unauthenticated.
