@@ -33,7 +33,11 @@ export async function main(args = Deno.args): Promise<number> {
     ready: consumer.ready,
     lag: consumer.lag,
     metrics: () =>
-      metrics.render({ consumer: consumer.stats, lag: consumer.lag }),
+      metrics.render({
+        consumer: consumer.stats,
+        housekeeping: consumer.housekeeping,
+        lag: consumer.lag,
+      }),
     dashboard: createDashboardData(consumer.sql),
   });
   const server = serve(app, {

@@ -143,7 +143,12 @@ function createPipelineApp(
     },
     lag: c.lag,
     metrics: () =>
-      metrics.render({ producer: p.stats, consumer: c.stats, lag: c.lag }),
+      metrics.render({
+        producer: p.stats,
+        consumer: c.stats,
+        housekeeping: c.housekeeping,
+        lag: c.lag,
+      }),
     dashboard: createDashboardData(c.sql),
   });
 }

@@ -2,6 +2,7 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { PollerStats } from "../source/poller.ts";
 import type { ConsumerStats } from "../sink/batch_handler.ts";
+import type { HousekeepingStats } from "../sink/housekeeping.ts";
 
 /** The lag figures exported as gauges (a consumer's `/lag` report satisfies it). */
 export interface LagSource {
@@ -14,6 +15,8 @@ export interface LagSource {
 export interface MetricsSources {
   producer?: Map<string, PollerStats>;
   consumer?: ConsumerStats;
+  /** The consumer's partition housekeeping (retention). */
+  housekeeping?: HousekeepingStats;
   /** Fetched at scrape time; a failure leaves the lag gauges out of that scrape. */
   lag?: () => Promise<LagSource>;
 }
@@ -79,6 +82,33 @@ function counter(
 function fillCounters(r: Registry, sources: MetricsSources) {
   if (sources.producer) fillProducerCounters(r, sources.producer);
   if (sources.consumer) fillConsumerCounters(r, sources.consumer);
+  if (sources.housekeeping) fillHousekeeping(r, sources.housekeeping);
+}
+
+/** Partitions created ahead and dropped by retention (RETENTION_DAYS). */
+function fillHousekeeping(r: Registry, h: HousekeepingStats) {
+  const one = (name: string, help: string, v: number) =>
+    counter(r, name, help, [[{}, v]]);
+  one(
+    "wikistream_partitions_created_total",
+    "Monthly partitions of wiki_recent_changes created",
+    h.partitionsCreated,
+  );
+  one(
+    "wikistream_partitions_dropped_total",
+    "Monthly partitions dropped by retention",
+    h.partitionsDropped,
+  );
+  one(
+    "wikistream_retention_rows_dropped_total",
+    "Rows in the partitions dropped by retention (planner estimate)",
+    h.rowsDropped,
+  );
+  one(
+    "wikistream_housekeeping_failures_total",
+    "Partition housekeeping passes that failed",
+    h.failures,
+  );
 }
 
 /** Per-wiki counters of the pollers. */

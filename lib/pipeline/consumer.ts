@@ -3,6 +3,11 @@ import type { Config } from "../core/config.ts";
 import { connectDb, type Sql } from "../sink/db.ts";
 import { migrate } from "../sink/migrate.ts";
 import {
+  type Housekeeper,
+  type HousekeepingStats,
+  startHousekeeping,
+} from "../sink/housekeeping.ts";
+import {
   type Admin,
   createKafka,
   type Kafka,
@@ -44,6 +49,8 @@ export interface ConsumerOptions {
   schema?: string;
   /** Unhealthy after this long without progress while lag is pending (default 120 s). */
   stallMs?: number;
+  /** Partition housekeeping (months ahead, retention) every this long (default 1 h). */
+  housekeepingIntervalMs?: number;
   /** Called after each batch is written (metrics): record count and milliseconds taken. */
   onBatch?(records: number, ms: number): void;
 }
@@ -63,6 +70,8 @@ export interface ConsumerService {
   /** Resolves on idle exit, on abort, or rejects when the consumer crashed for good. */
   done: Promise<void>;
   stats: ConsumerStats;
+  /** The partition housekeeping's counters. */
+  housekeeping: HousekeepingStats;
   sql: Sql;
   lag(): Promise<LagReport>;
   health(): CheckResult;
@@ -78,6 +87,11 @@ export async function startConsumer(
   const log = options.log.with({ component: "consumer" });
   const sql = connectDb(config.DATABASE_URL, { schema: options.schema });
   await migrate(sql, { log });
+  const housekeeper = startHousekeeping(sql, {
+    log: log.with({ component: "housekeeping" }),
+    retentionDays: config.RETENTION_DAYS,
+    intervalMs: options.housekeepingIntervalMs ?? 3_600_000,
+  });
   const { kafka, topic, dlq, admin } = await connectKafka(config, log);
   const stats = newConsumerStats();
   const started = Date.now();
@@ -112,6 +126,7 @@ export async function startConsumer(
     progress,
     sink,
     consumer,
+    housekeeper,
   }, lag);
 }
 
@@ -129,6 +144,7 @@ interface Parts {
   progress: Progress;
   sink: Sink;
   consumer: BatchConsumer;
+  housekeeper: Housekeeper;
 }
 
 /** Creates the events topic if missing, the dead-letter producer and a connected admin. */
@@ -206,6 +222,7 @@ function consumerService(
   lag: () => Promise<LagReport>,
 ): ConsumerService {
   const { options, sql, topic, dlq, admin, stats, sink, consumer } = parts;
+  const { housekeeper } = parts;
   const done = Promise.race([
     whenAborted(options.signal),
     idleExit(parts, lag),
@@ -221,6 +238,7 @@ function consumerService(
   return {
     done,
     stats,
+    housekeeping: housekeeper.stats,
     sql,
     lag,
     health() {
@@ -235,6 +253,7 @@ function consumerService(
       await dlq.disconnect().catch(() => {});
       await admin.disconnect().catch(() => {});
       await sink.close();
+      await housekeeper.stop();
       await sql.end({ timeout: 5 });
     },
   };

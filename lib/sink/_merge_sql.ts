@@ -48,6 +48,37 @@ const TYPES: Record<(typeof COLUMNS)[number], string> = {
 export const STAGE_DDL = COLUMNS.map((c) => `${c} text`).join(", ");
 const CAST_LIST = COLUMNS.map((c) => `${c}::${TYPES[c]}`).join(", ");
 
+/** The activity counters of a group of newly inserted rows (`ins`), in rollup column order. */
+const COUNTS = `count(*),
+    count(*) filter (where change_type = 'edit'),
+    count(*) filter (where change_type = 'new'),
+    count(*) filter (where change_type = 'log'),
+    count(*) filter (where change_type = 'categorize'),
+    count(*) filter (where is_bot),
+    count(*) filter (where is_anon),
+    coalesce(sum(greatest(coalesce(new_len, 0) - coalesce(old_len, 0), 0))
+      filter (where change_type in ('edit', 'new')), 0),
+    coalesce(sum(greatest(coalesce(old_len, 0) - coalesce(new_len, 0), 0))
+      filter (where change_type in ('edit', 'new')), 0)`;
+
+const ADD_COUNTS = `changes = a.changes + excluded.changes,
+    edits = a.edits + excluded.edits,
+    new_pages = a.new_pages + excluded.new_pages,
+    log_events = a.log_events + excluded.log_events,
+    categorize = a.categorize + excluded.categorize,
+    bot_changes = a.bot_changes + excluded.bot_changes,
+    anon_changes = a.anon_changes + excluded.anon_changes,
+    bytes_added = a.bytes_added + excluded.bytes_added,
+    bytes_removed = a.bytes_removed + excluded.bytes_removed`;
+
+/** Adds the inserted rows to one rollup table (per wiki, namespace and UTC hour or day). */
+function rollup(table: string, bucket: "hour" | "day"): string {
+  return `insert into ${table} as a
+  select wiki, date_trunc('${bucket}', event_time, 'UTC'), coalesce(namespace, -1), ${COUNTS}
+  from ins where inserted group by 1, 2, 3 order by 1, 2, 3
+  on conflict (wiki, ${bucket}, namespace) do update set ${ADD_COUNTS}`;
+}
+
 /** Hidden flags: an existing row's or the incoming one's (a flag is never cleared). */
 const FLAGS = [
   "user_hidden",
@@ -103,9 +134,12 @@ const FILL_WHERE = `(${Object.values(FILL).join(", ")}) is distinct from (${
 
 /**
  * Casts the staged rows, inserts the new ones, fills in known ones from a richer source, and adds
- * only the inserted ones to the per-minute activity (`xmax = 0` tells an insert from an update).
- * $1 picks the n-th copy of each (wiki, rcid) in Kafka order: one statement cannot touch a row
- * twice, so a batch holding one change from both sources is merged copy by copy.
+ * only the inserted ones to the per-minute activity and the hourly and daily rollups (`xmax = 0`
+ * tells an insert from an update). $1 picks the n-th copy of each (wiki, rcid) in Kafka order: one
+ * statement cannot touch a row twice, so a batch holding one change from both sources is merged
+ * copy by copy. Rows below the retention horizon (their partition was dropped) are refused, so a
+ * late redelivery never counts a row twice. An rcid's timestamp never changes, so the partition
+ * key (wiki, rcid, event_time) dedupes as (wiki, rcid) did.
  */
 export const MERGE_SQL = `
 with ins as (
@@ -115,12 +149,13 @@ with ins as (
       as copy_no
     from pg_temp.wikistream_stage_text) s
   where copy_no = $1::int
+    and event_time::timestamptz >= (select retained_from from wiki_history_state)
   order by wiki, rcid::bigint
-  on conflict (wiki, rcid) do update set
+  on conflict (wiki, rcid, event_time) do update set
   ${FILL_SET}
   where ${FILL_WHERE}
-  returning (t.xmax = 0) as inserted, wiki, event_time, change_type, is_bot, is_anon, old_len,
-    new_len
+  returning (t.xmax = 0) as inserted, wiki, namespace, event_time, change_type, is_bot, is_anon,
+    old_len, new_len
 ), agg as (
   select wiki, date_trunc('minute', event_time) as minute,
     count(*) as changes,
@@ -148,6 +183,10 @@ with ins as (
     anon_changes = a.anon_changes + excluded.anon_changes,
     bytes_added = a.bytes_added + excluded.bytes_added,
     bytes_removed = a.bytes_removed + excluded.bytes_removed
+), up_hour as (
+  ${rollup("wiki_activity_hour", "hour")}
+), up_day as (
+  ${rollup("wiki_activity_day", "day")}
 )
 select (count(*) filter (where inserted))::int as inserted from ins`;
 

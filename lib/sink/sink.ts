@@ -6,6 +6,7 @@ import type { Sql, Transaction } from "./db.ts";
 import { COLUMNS, copyChunks } from "./copy.ts";
 import { maxCopies, MERGE_SQL, STAGE_DDL } from "./_merge_sql.ts";
 import { applyRedactions, type RedactionOptions } from "./redactions.ts";
+import { MonthPartitions } from "./partitions.ts";
 import type { ChangeRow } from "../source/normalise.ts";
 import { isRetriable } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
@@ -80,6 +81,7 @@ class PostgresSink implements Sink {
   readonly #options: SinkOptions;
   readonly #timeoutMs: number;
   readonly #published = new WeakSet<DeadLetter>();
+  readonly #months = new MonthPartitions();
 
   constructor(db: Sql | (() => Sql), options: SinkOptions) {
     this.#factory = "begin" in db ? undefined : db as () => Sql;
@@ -92,6 +94,7 @@ class PostgresSink implements Sink {
     rows: SinkRow[],
     deadLetters: DeadLetter[] = [],
   ): Promise<WriteResult> {
+    await this.#ensurePartitions(rows);
     try {
       const inserted = await this.#writeOnce(rows, deadLetters);
       return {
@@ -103,6 +106,16 @@ class PostgresSink implements Sink {
       if (isConnectionFailure(err)) this.#replacePool();
       if (!isDataError(err) || rows.length === 0) throw err;
       return await this.#bisect(rows, deadLetters, err);
+    }
+  }
+
+  /** A month seen for the first time gets its partition before its rows are written. */
+  async #ensurePartitions(rows: SinkRow[]): Promise<void> {
+    try {
+      await this.#months.ensure(this.#sql, rows.map((r) => r.event_time));
+    } catch (err) {
+      if (isConnectionFailure(err)) this.#replacePool();
+      throw err; // never a data error: rows stay untouched until their month exists
     }
   }
 
@@ -212,6 +225,8 @@ async function copyAndMerge(
   )
     .writable();
   await pipeline(Readable.from(copyChunks(rows)), writable);
+  // Held shared until commit: retention (exclusive) never drops a partition under this write.
+  await tx`select pg_advisory_xact_lock_shared(hashtext('wikistream.retention'))`;
   let inserted = 0;
   for (let copy = 1; copy <= maxCopies(rows); copy++) {
     const [res] = await tx.unsafe(MERGE_SQL, [copy]);

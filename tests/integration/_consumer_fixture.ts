@@ -141,12 +141,8 @@ export async function assertMatchesSource(
   await assertAggregatesMatch(sql);
 }
 
-/** Asserts wiki_activity_minute equals a recount from wiki_recent_changes. */
-export async function assertAggregatesMatch(sql: Sql): Promise<void> {
-  const diff = await sql`
-    with recount as (
-      select wiki, date_trunc('minute', event_time) as minute,
-        count(*) as changes,
+/** The activity counters recounted from wiki_recent_changes, in rollup column order. */
+const RECOUNT = `count(*) as changes,
         count(*) filter (where change_type = 'edit') as edits,
         count(*) filter (where change_type = 'new') as new_pages,
         count(*) filter (where change_type = 'log') as log_events,
@@ -156,14 +152,37 @@ export async function assertAggregatesMatch(sql: Sql): Promise<void> {
         coalesce(sum(greatest(coalesce(new_len, 0) - coalesce(old_len, 0), 0))
           filter (where change_type in ('edit', 'new')), 0) as bytes_added,
         coalesce(sum(greatest(coalesce(old_len, 0) - coalesce(new_len, 0), 0))
-          filter (where change_type in ('edit', 'new')), 0) as bytes_removed
-      from wiki_recent_changes group by 1, 2
-    )
-    select * from (select * from recount except select * from wiki_activity_minute) a
-    union all
-    select * from (select * from wiki_activity_minute except select * from recount) b
-    limit 5`;
-  assert.deepEqual([...diff], [], "aggregates equal a recount");
+          filter (where change_type in ('edit', 'new')), 0) as bytes_removed`;
+
+/**
+ * Asserts wiki_activity_minute and the hourly and daily rollups each equal a recount from
+ * wiki_recent_changes (`except` both ways).
+ */
+export async function assertAggregatesMatch(sql: Sql): Promise<void> {
+  const tables = [
+    ["wiki_activity_minute", "wiki, date_trunc('minute', event_time)", "1, 2"],
+    [
+      "wiki_activity_hour",
+      "wiki, date_trunc('hour', event_time, 'UTC'), coalesce(namespace, -1)",
+      "1, 2, 3",
+    ],
+    [
+      "wiki_activity_day",
+      "wiki, date_trunc('day', event_time, 'UTC'), coalesce(namespace, -1)",
+      "1, 2, 3",
+    ],
+  ] as const;
+  for (const [table, keys, group] of tables) {
+    const diff = await sql.unsafe(`
+      with recount as (
+        select ${keys}, ${RECOUNT} from wiki_recent_changes group by ${group}
+      )
+      select * from (select * from recount except select * from ${table}) a
+      union all
+      select * from (select * from ${table} except select * from recount) b
+      limit 5`);
+    assert.deepEqual([...diff], [], `${table} equals a recount`);
+  }
 }
 
 /** Spawns `deno run -A consumer.ts` against the given topic, group and database. */
