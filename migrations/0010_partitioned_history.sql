@@ -49,7 +49,7 @@ create index if not exists wiki_activity_day_day_idx on wiki_activity_day (day);
 -- Creates the month's partition of wiki_recent_changes (if missing and not below the horizon),
 -- moving the month's rows out of the default partition in the same transaction. Returns whether
 -- it created one. Insert-only partitions get autovacuum settings that keep the visibility map
--- current (index-only scans) and freeze early; rows are stored with `raw` compressed.
+-- current (index-only scans) and freeze early.
 create or replace function wikistream_ensure_month(m timestamptz) returns boolean
 language plpgsql as $fn$
 declare
@@ -69,7 +69,7 @@ begin
     including constraints including storage including compression)', part);
   execute format('alter table %I set (autovacuum_vacuum_insert_scale_factor = 0.02,
     autovacuum_vacuum_insert_threshold = 100000, autovacuum_freeze_min_age = 0,
-    autovacuum_analyze_scale_factor = 0.02, toast_tuple_target = 512)', part);
+    autovacuum_analyze_scale_factor = 0.02)', part);
   execute format('with moved as (delete from wiki_recent_changes_default
       where event_time >= $1 and event_time < $2 returning *)
     insert into %I select * from moved', part) using lo, hi;
@@ -86,7 +86,8 @@ begin
   return true;
 end $fn$;
 
--- `raw` is most of a row: compress it with lz4 where the server has it (pglz otherwise). The
+-- `raw` is most of a row: compress it with lz4 where the server has it (pglz otherwise). PostgreSQL
+-- compresses only rows over ~2 KB (TOAST_TUPLE_THRESHOLD), so this helps the large rows alone. The
 -- partitioned table and its partitions copy it (`like ... including compression`).
 do $lz4$
 begin

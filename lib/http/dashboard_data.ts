@@ -65,6 +65,8 @@ export interface DashboardDataOptions {
   /** Per-query cap, so a slow dashboard never loads the database (default 5000). */
   statementTimeoutMs?: number;
   now?: () => Date;
+  /** Called with each query's name and duration (bench:history times them one by one). */
+  observe?: (query: string, ms: number) => void;
 }
 
 const DEAD_LETTER_CAP = 100_000;
@@ -80,6 +82,7 @@ export function createDashboardData(
     limit: options.limit ?? 10,
     timeout: options.statementTimeoutMs ?? 5000,
     now: options.now ?? (() => new Date()),
+    observe: options.observe ?? (() => {}),
   };
   return {
     snapshot: () =>
@@ -96,6 +99,7 @@ interface Settings {
   limit: number;
   timeout: number;
   now: () => Date;
+  observe: (query: string, ms: number) => void;
 }
 
 /** The hour shown: `[from, to)` in whole minutes, and what it is relative to. */
@@ -115,12 +119,22 @@ async function readSnapshot(
   await tx.unsafe(
     `set local statement_timeout = ${Math.trunc(settings.timeout)}`,
   );
-  const w = await readWindow(tx, settings);
-  const perMinute = await readPerMinute(tx, w, settings.maxWikis);
-  const totals = await readTotals(tx, w);
-  const topPages = await readTopPages(tx, w, settings.limit);
-  const newPages = await readNewPages(tx, w, settings.limit);
-  const deadLetters = await countDeadLetters(tx);
+  const time = timer(settings.observe);
+  const w = await time("window", () => readWindow(tx, settings));
+  const perMinute = await time(
+    "per_minute",
+    () => readPerMinute(tx, w, settings.maxWikis),
+  );
+  const totals = await time("totals", () => readTotals(tx, w));
+  const topPages = await time(
+    "top_pages",
+    () => readTopPages(tx, w, settings.limit),
+  );
+  const newPages = await time(
+    "new_pages",
+    () => readNewPages(tx, w, settings.limit),
+  );
+  const deadLetters = await time("dead_letters", () => countDeadLetters(tx));
   const charted = new Set(perMinute.map((p) => p.wiki));
   return {
     generated_at: w.at.toISOString(),
@@ -244,6 +258,16 @@ async function countDeadLetters(
   return {
     count: dl?.n ?? 0,
     capped: (dl?.n ?? 0) >= DEAD_LETTER_CAP,
+  };
+}
+
+/** Runs a query and reports how long it took. */
+function timer(observe: Settings["observe"]) {
+  return async <T>(name: string, f: () => Promise<T>): Promise<T> => {
+    const t0 = performance.now();
+    const r = await f();
+    observe(name, performance.now() - t0);
+    return r;
   };
 }
 

@@ -109,6 +109,7 @@ export const ConfigSchema = z.object({
     .default(false)
     .describe(
       "Also remove the comment, user and sha1 of a deleted page's rows (`true` or `false`)",
+    ),
   RETENTION_DAYS: int(1, 365_000).optional()
     .describe(
       "Drop whole monthly partitions of wiki_recent_changes whose rows are all older than this many days (unset: keep everything)",
