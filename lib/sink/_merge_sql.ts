@@ -46,7 +46,6 @@ const TYPES: Record<(typeof COLUMNS)[number], string> = {
 
 /** The all-text staging table's columns. */
 export const STAGE_DDL = COLUMNS.map((c) => `${c} text`).join(", ");
-const CAST_LIST = COLUMNS.map((c) => `${c}::${TYPES[c]}`).join(", ");
 
 /** The activity counters of a group of newly inserted rows (`ins`), in rollup column order. */
 const COUNTS = `count(*),
@@ -132,29 +131,43 @@ const FILL_WHERE = `(${Object.values(FILL).join(", ")}) is distinct from (${
   Object.keys(FILL).map((c) => `t.${c}`).join(", ")
 })`;
 
-/**
- * Casts the staged rows, inserts the new ones, fills in known ones from a richer source, and adds
- * only the inserted ones to the per-minute activity and the hourly and daily rollups (`xmax = 0`
- * tells an insert from an update). $1 picks the n-th copy of each (wiki, rcid) in Kafka order: one
- * statement cannot touch a row twice, so a batch holding one change from both sources is merged
- * copy by copy. Rows below the retention horizon (their partition was dropped) are refused, so a
- * late redelivery never counts a row twice. An rcid's timestamp never changes, so the partition
- * key (wiki, rcid, event_time) dedupes as (wiki, rcid) did.
- */
-export const MERGE_SQL = `
-with ins as (
-  insert into wiki_recent_changes as t (${COLUMNS.join(", ")})
-  select ${CAST_LIST} from (
+/** The $1-th copy of each staged (wiki, rcid), in Kafka order, cast; none below retention. */
+const STAGED_COPY = `select ${
+  COLUMNS.map((c) => `${c}::${TYPES[c]} as ${c}`).join(", ")
+} from (
     select *, row_number() over (partition by wiki, rcid::bigint order by kafka_offset::bigint)
       as copy_no
     from pg_temp.wikistream_stage_text) s
   where copy_no = $1::int
-    and event_time::timestamptz >= (select retained_from from wiki_history_state)
-  order by wiki, rcid::bigint
-  on conflict (wiki, rcid, event_time) do update set
-  ${FILL_SET}
-  where ${FILL_WHERE}
-  returning (t.xmax = 0) as inserted, wiki, namespace, event_time, change_type, is_bot, is_anon,
+    and event_time::timestamptz >= (select retained_from from wiki_history_state)`;
+
+/**
+ * Fills in known rows from the $1-th copy of each staged change (a richer source's row). Runs
+ * before MERGE_SQL of the same copy, so it only ever touches rows that were there already: one
+ * statement cannot touch a row twice, and a partitioned table cannot tell an insert from an update
+ * in RETURNING (no `xmax`), so filling and inserting are two statements.
+ */
+export const FILL_SQL = `
+update wiki_recent_changes as t set
+  ${FILL_SET.replaceAll("excluded.", "s.")}
+from (${STAGED_COPY}) s
+where t.wiki = s.wiki and t.rcid = s.rcid and t.event_time = s.event_time
+  and ${FILL_WHERE.replaceAll("excluded.", "s.")}`;
+
+/**
+ * Inserts the $1-th copy of each staged change where it is new, and adds only those inserted rows
+ * to the per-minute activity and the hourly and daily rollups. A batch holding one change from
+ * both sources is merged copy by copy. Rows below the retention horizon (their partition was
+ * dropped) are refused, so a late redelivery never counts a row twice. An rcid's timestamp never
+ * changes, so the partition key (wiki, rcid, event_time) dedupes as (wiki, rcid) did.
+ */
+export const MERGE_SQL = `
+with ins as (
+  insert into wiki_recent_changes (${COLUMNS.join(", ")})
+  select * from (${STAGED_COPY}) s
+  order by wiki, rcid
+  on conflict (wiki, rcid, event_time) do nothing
+  returning true as inserted, wiki, namespace, event_time, change_type, is_bot, is_anon,
     old_len, new_len
 ), agg as (
   select wiki, date_trunc('minute', event_time) as minute,

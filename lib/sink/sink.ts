@@ -4,7 +4,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Sql, Transaction } from "./db.ts";
 import { COLUMNS, copyChunks } from "./copy.ts";
-import { maxCopies, MERGE_SQL, STAGE_DDL } from "./_merge_sql.ts";
+import { FILL_SQL, maxCopies, MERGE_SQL, STAGE_DDL } from "./_merge_sql.ts";
 import { applyRedactions, type RedactionOptions } from "./redactions.ts";
 import { MonthPartitions } from "./partitions.ts";
 import type { ChangeRow } from "../source/normalise.ts";
@@ -229,6 +229,7 @@ async function copyAndMerge(
   await tx`select pg_advisory_xact_lock_shared(hashtext('wikistream.retention'))`;
   let inserted = 0;
   for (let copy = 1; copy <= maxCopies(rows); copy++) {
+    await tx.unsafe(FILL_SQL, [copy]);
     const [res] = await tx.unsafe(MERGE_SQL, [copy]);
     inserted += Number(res?.inserted ?? 0);
   }

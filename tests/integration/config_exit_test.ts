@@ -11,6 +11,7 @@ const BAD: Record<string, string> = {
   KAFKA_PARTITIONS: "0",
   KAFKA_SSL: "yes",
   REDACT_DELETED_PAGES: "yes",
+  RETENTION_DAYS: "0",
   KAFKA_SSL_CA_FILE: "/nonexistent/ca.pem",
   KAFKA_SASL_MECHANISM: "gssapi",
   // Credentials without a mechanism would silently connect unauthenticated.
