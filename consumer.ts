@@ -1,11 +1,20 @@
 /** @module `deno task consume`: reads the topic in batches and writes them into PostgreSQL. */
 import { boot } from "./lib/core/cli.ts";
+import { ConfigError, dependencyOf } from "./lib/core/errors.ts";
 import { serve } from "./lib/http/serve.ts";
 import { startConsumer } from "./lib/pipeline/consumer.ts";
 import { createApp } from "./lib/http/app.ts";
 import { createLifecycle } from "./lib/core/lifecycle.ts";
 import { createMetrics } from "./lib/http/metrics.ts";
-import { createDashboardData } from "./lib/http/dashboard_data.ts";
+import { createSupervisor } from "./lib/core/supervisor.ts";
+import { newConsumerStats } from "./lib/sink/batch_handler.ts";
+import { newHousekeepingStats } from "./lib/sink/housekeeping.ts";
+import {
+  supervisedHealth,
+  supervisedReady,
+  supervisionSamples,
+} from "./lib/pipeline/supervised.ts";
+import { currentDashboard, currentLag } from "./lib/pipeline/_current.ts";
 
 /** Runs the consumer; returns the exit code. */
 export async function main(args = Deno.args): Promise<number> {
@@ -14,49 +23,67 @@ export async function main(args = Deno.args): Promise<number> {
   const { config, flags, log } = booted;
   using life = createLifecycle(log);
   const metrics = createMetrics();
-  let consumer;
-  try {
-    consumer = await startConsumer(config, {
-      log,
-      signal: life.signal,
-      idleExitMs: flags.idleExitMs,
-      stallMs: config.HEALTH_STALL_SECONDS * 1000,
-      onBatch: (n, ms) => metrics.observeBatch(n, ms / 1000),
-    });
-  } catch (err) {
-    log.error("cannot start consumer", { err });
-    return 1;
-  }
+  const stats = newConsumerStats();
+  const housekeepingStats = newHousekeepingStats();
+  const sup = createSupervisor({
+    name: "consumer",
+    dependencies: ["kafka", "postgresql"],
+    // Raw socket errors come from postgres.js: kafkajs wraps its own.
+    dependencyOf: (err) => dependencyOf(err) ?? "postgresql",
+    log,
+    signal: life.signal,
+    start: (signal) =>
+      startConsumer(config, {
+        log,
+        signal,
+        stats,
+        housekeepingStats,
+        idleExitMs: flags.idleExitMs,
+        stallMs: config.HEALTH_STALL_SECONDS * 1000,
+        onBatch: (n, ms) => metrics.observeBatch(n, ms / 1000),
+        onDatabase: (up) => sup.mark("postgresql", up),
+      }),
+  });
+  const lag = currentLag(sup);
   const app = createApp({
     service: "consumer",
-    health: consumer.health,
-    ready: consumer.ready,
-    lag: consumer.lag,
+    health: () => supervisedHealth(sup),
+    ready: () => supervisedReady(sup),
+    lag,
     metrics: () =>
       metrics.render({
-        consumer: consumer.stats,
-        housekeeping: consumer.housekeeping,
-        lag: consumer.lag,
+        consumer: stats,
+        housekeeping: housekeepingStats,
+        lag,
+        supervision: supervisionSamples({ consumer: sup }),
       }),
-    dashboard: createDashboardData(consumer.sql),
+    dashboard: currentDashboard(sup),
   });
-  const server = serve(app, {
-    hostname: config.HTTP_HOST,
-    port: config.HTTP_PORT,
-    signal: life.signal,
-    log,
-  });
+  let server;
+  try {
+    // Bind before joining the group: a busy port must not cost the group a rebalance.
+    server = serve(app, {
+      hostname: config.HTTP_HOST,
+      port: config.HTTP_PORT,
+      signal: life.signal,
+      log,
+    });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    log.error(err.message, { error: "ConfigError" });
+    return 2;
+  }
   let code = 0;
   try {
-    await consumer.done;
+    await sup.run();
   } catch (err) {
     log.error("consumer failed", { err });
     code = 1;
   }
   life.stop("stop");
-  await consumer.close();
+  await sup.current()?.close();
   await server.finished;
-  log.info("stopped", { code, written: consumer.stats.written });
+  log.info("stopped", { code, written: stats.written });
   return code;
 }
 

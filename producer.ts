@@ -1,10 +1,18 @@
 /** @module `deno task produce`: polls the configured wikis and publishes every change to Kafka. */
 import { boot } from "./lib/core/cli.ts";
+import { ConfigError } from "./lib/core/errors.ts";
 import { serve } from "./lib/http/serve.ts";
 import { createApp } from "./lib/http/app.ts";
 import { createLifecycle } from "./lib/core/lifecycle.ts";
 import { startProducer } from "./lib/pipeline/producer.ts";
 import { renderMetrics } from "./lib/http/metrics.ts";
+import { createSupervisor } from "./lib/core/supervisor.ts";
+import type { PollerStats } from "./lib/source/poller.ts";
+import {
+  supervisedHealth,
+  supervisedReady,
+  supervisionSamples,
+} from "./lib/pipeline/supervised.ts";
 
 /** Runs the producer; returns the exit code. */
 export async function main(args = Deno.args): Promise<number> {
@@ -12,39 +20,55 @@ export async function main(args = Deno.args): Promise<number> {
   if ("exitCode" in booted) return booted.exitCode;
   const { config, flags, log } = booted;
   using life = createLifecycle(log);
-  let producer;
-  try {
-    producer = await startProducer(config, {
-      log,
-      signal: life.signal,
-      since: flags.since,
-      until: flags.until,
-    });
-  } catch (err) {
-    log.error("cannot start producer", { err });
-    return 1;
-  }
+  const stats = new Map<string, PollerStats>();
+  const sup = createSupervisor({
+    name: "producer",
+    dependencies: ["kafka"],
+    dependencyOf: () => "kafka",
+    log,
+    signal: life.signal,
+    start: (signal) =>
+      startProducer(config, {
+        log,
+        signal,
+        stats,
+        since: flags.since,
+        until: flags.until,
+      }),
+  });
   const app = createApp({
     service: "producer",
-    health: producer.health,
-    ready: producer.ready,
-    metrics: () => renderMetrics({ producer: producer.stats }),
+    health: () => supervisedHealth(sup),
+    ready: () => supervisedReady(sup),
+    metrics: () =>
+      renderMetrics({
+        producer: stats,
+        supervision: supervisionSamples({ producer: sup }),
+      }),
   });
-  const server = serve(app, {
-    hostname: config.HTTP_HOST,
-    port: config.PRODUCER_HTTP_PORT,
-    signal: life.signal,
-    log,
-  });
+  let server;
+  try {
+    server = serve(app, {
+      hostname: config.HTTP_HOST,
+      port: config.PRODUCER_HTTP_PORT,
+      portVariable: "PRODUCER_HTTP_PORT",
+      signal: life.signal,
+      log,
+    });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    log.error(err.message, { error: "ConfigError" });
+    return 2;
+  }
   let code = 0;
   try {
-    await producer.done;
+    await sup.run();
   } catch (err) {
     log.error("producer failed", { err });
     code = 1;
   }
   life.stop(flags.until ? "backfill complete" : "stop");
-  await producer.close();
+  await sup.current()?.close();
   await server.finished;
   log.info("stopped", { code });
   return code;

@@ -1,24 +1,29 @@
 /**
- * @module `deno task start`: the one-command local run. Starts local Kafka and PostgreSQL when
- * KAFKA_BROKERS / DATABASE_URL are not given, migrates, then runs producer and consumer together
- * (one HTTP server) until Ctrl-C.
+ * @module `deno task start`: the one-command local run. Validates the configuration and flags,
+ * starts local Kafka and PostgreSQL when KAFKA_BROKERS / DATABASE_URL are not given, then runs
+ * producer and consumer together (one HTTP server) until Ctrl-C, each waiting out outages.
  */
 import { boot, type Flags } from "./lib/core/cli.ts";
 import type { Config } from "./lib/core/config.ts";
-import { createLifecycle, type Lifecycle } from "./lib/core/lifecycle.ts";
+import { ConfigError, dependencyOf } from "./lib/core/errors.ts";
+import { createLifecycle } from "./lib/core/lifecycle.ts";
 import type { Logger } from "./lib/core/log.ts";
 import { serve } from "./lib/http/serve.ts";
-import {
-  type ConsumerService,
-  startConsumer,
-} from "./lib/pipeline/consumer.ts";
+import { startConsumer } from "./lib/pipeline/consumer.ts";
 import { createApp } from "./lib/http/app.ts";
 import { createMetrics, type Metrics } from "./lib/http/metrics.ts";
-import { createDashboardData } from "./lib/http/dashboard_data.ts";
+import { startProducer } from "./lib/pipeline/producer.ts";
+import { createSupervisor } from "./lib/core/supervisor.ts";
+import { newConsumerStats } from "./lib/sink/batch_handler.ts";
+import { newHousekeepingStats } from "./lib/sink/housekeeping.ts";
+import type { PollerStats } from "./lib/source/poller.ts";
 import {
-  type ProducerService,
-  startProducer,
-} from "./lib/pipeline/producer.ts";
+  allOk,
+  supervisedHealth,
+  supervisedReady,
+  supervisionSamples,
+} from "./lib/pipeline/supervised.ts";
+import { currentDashboard, currentLag } from "./lib/pipeline/_current.ts";
 
 /** Starts the local services through scripts/services.sh and returns the settings it printed. */
 async function localServices(): Promise<Record<string, string>> {
@@ -41,132 +46,139 @@ async function localServices(): Promise<Record<string, string>> {
 
 /** Runs the whole pipeline; returns the exit code. */
 export async function main(args = Deno.args): Promise<number> {
-  const env = await withLocalServices(Deno.env.toObject());
-  const booted = boot("wikistream", args, ["since", "until"], env);
+  const env = Deno.env.toObject();
+  // Validate before starting anything: a bad value must not leave services running.
+  const checked = boot("wikistream", args, ["since", "until"], env);
+  if ("exitCode" in checked) return checked.exitCode;
+  const booted = boot("wikistream", args, ["since", "until"], {
+    ...env,
+    ...await localServicesIfNeeded(env),
+  });
   if ("exitCode" in booted) return booted.exitCode;
   const { config, flags, log } = booted;
   using life = createLifecycle(log);
   const metrics = createMetrics();
-  const started = await startPipeline(config, flags, { log, life, metrics });
-  if (!started) return 1;
-  const { producer: p, consumer: c } = started;
-  const server = serve(createPipelineApp(p, c, metrics), {
-    hostname: config.HTTP_HOST,
-    port: config.HTTP_PORT,
-    signal: life.signal,
-    log,
-  });
+  const pipeline = supervisePipeline(config, flags, { log, life, metrics });
+  let server;
+  try {
+    server = serve(pipeline.app, {
+      hostname: config.HTTP_HOST,
+      port: config.HTTP_PORT,
+      signal: life.signal,
+      log,
+    });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    log.error(err.message, { error: "ConfigError" });
+    return 2;
+  }
   log.info("pipeline running; press Ctrl-C to stop", { wikis: config.WIKIS });
-  const code = await untilDone(p, c, log);
+  let code = 0;
+  try {
+    // With --until the producer finishes first; the consumer goes on until Ctrl-C.
+    await Promise.all([pipeline.producer.run(), pipeline.consumer.run()]);
+  } catch (err) {
+    log.error("pipeline failed", { err });
+    code = 1;
+  }
   life.stop("stop");
-  await p.close();
-  await c.close();
+  await pipeline.producer.current()?.close();
+  await pipeline.consumer.current()?.close();
   await server.finished;
   log.info("stopped", {
     code,
-    published: [...p.stats.values()].reduce((n, s) => n + s.published, 0),
-    written: c.stats.written,
+    published: [...pipeline.producerStats.values()].reduce(
+      (n, s) => n + s.published,
+      0,
+    ),
+    written: pipeline.consumerStats.written,
   });
   return code;
 }
 
-/** Fills in the local services' settings when KAFKA_BROKERS or DATABASE_URL is not given. */
-async function withLocalServices(
+/** The local services' settings when KAFKA_BROKERS or DATABASE_URL is not given. */
+async function localServicesIfNeeded(
   env: Record<string, string>,
 ): Promise<Record<string, string>> {
-  if (!env.KAFKA_BROKERS || !env.DATABASE_URL) {
-    const local = await localServices();
-    for (const [k, v] of Object.entries(local)) env[k] ||= v;
-  }
-  return env;
+  if (env.KAFKA_BROKERS && env.DATABASE_URL) return {};
+  const local = await localServices();
+  return Object.fromEntries(
+    Object.entries(local).filter(([k]) => !env[k]),
+  );
 }
 
-/** What {@linkcode startPipeline} needs besides the config. */
+/** What {@linkcode supervisePipeline} needs besides the config. */
 interface PipelineDeps {
   log: Logger;
-  life: Lifecycle;
+  life: { signal: AbortSignal };
   metrics: Metrics;
 }
 
-/** Starts the consumer, then the producer; on failure logs it, stops and returns undefined. */
-async function startPipeline(
+/** Both halves under supervisors, and one app over them: ready only when both are. */
+function supervisePipeline(
   config: Config,
   flags: Flags,
   { log, life, metrics }: PipelineDeps,
-): Promise<
-  { consumer: ConsumerService; producer: ProducerService } | undefined
-> {
-  let consumer, producer;
-  try {
-    consumer = await startConsumer(config, {
-      log,
-      signal: life.signal,
-      stallMs: config.HEALTH_STALL_SECONDS * 1000,
-      onBatch: (n, ms) => metrics.observeBatch(n, ms / 1000),
-    });
-    producer = await startProducer(config, {
-      log,
-      signal: life.signal,
-      since: flags.since,
-      until: flags.until,
-    });
-  } catch (err) {
-    log.error("cannot start", { err });
-    life.stop("startup failed");
-    await consumer?.close().catch(() => {});
-    return undefined;
-  }
-  return { consumer, producer };
-}
-
-/** One app over both halves: healthy and ready only when both are. */
-function createPipelineApp(
-  p: ProducerService,
-  c: ConsumerService,
-  metrics: Metrics,
 ) {
-  return createApp({
+  const consumerStats = newConsumerStats();
+  const housekeepingStats = newHousekeepingStats();
+  const producerStats = new Map<string, PollerStats>();
+  const consumer = createSupervisor({
+    name: "consumer",
+    dependencies: ["kafka", "postgresql"],
+    dependencyOf: (err) => dependencyOf(err) ?? "postgresql",
+    log,
+    signal: life.signal,
+    start: (signal) =>
+      startConsumer(config, {
+        log,
+        signal,
+        stats: consumerStats,
+        housekeepingStats,
+        stallMs: config.HEALTH_STALL_SECONDS * 1000,
+        onBatch: (n, ms) => metrics.observeBatch(n, ms / 1000),
+        onDatabase: (up) => consumer.mark("postgresql", up),
+      }),
+  });
+  const producer = createSupervisor({
+    name: "producer",
+    dependencies: ["kafka"],
+    dependencyOf: () => "kafka",
+    log,
+    signal: life.signal,
+    start: (signal) =>
+      startProducer(config, {
+        log,
+        signal,
+        stats: producerStats,
+        since: flags.since,
+        until: flags.until,
+      }),
+  });
+  const lag = currentLag(consumer);
+  const app = createApp({
     service: "wikistream",
-    health: () => {
-      const hp = p.health(), hc = c.health();
-      return hp.ok && hc.ok ? { ok: true } : {
-        ok: false,
-        reason: [hp.reason, hc.reason].filter(Boolean).join("; "),
-      };
-    },
-    ready: async () => {
-      const [rp, rc] = await Promise.all([p.ready(), c.ready()]);
-      return rp.ok && rc.ok ? { ok: true } : {
-        ok: false,
-        reason: [rp.reason, rc.reason].filter(Boolean).join("; "),
-      };
-    },
-    lag: c.lag,
+    health: () =>
+      allOk([supervisedHealth(producer), supervisedHealth(consumer)]),
+    ready: async () =>
+      allOk(
+        await Promise.all([
+          supervisedReady(producer),
+          supervisedReady(consumer),
+        ]),
+      ),
+    lag,
     metrics: () =>
       metrics.render({
-        producer: p.stats,
-        consumer: c.stats,
-        housekeeping: c.housekeeping,
-        lag: c.lag,
+        producer: producerStats,
+        consumer: consumerStats,
+        housekeeping: housekeepingStats,
+        lag,
+        supervision: supervisionSamples({ producer, consumer }),
       }),
-    dashboard: createDashboardData(c.sql),
+    dashboard: currentDashboard(consumer),
   });
-}
-
-/** Waits for both halves; returns the exit code (1 when either failed). */
-async function untilDone(
-  p: ProducerService,
-  c: ConsumerService,
-  log: Logger,
-): Promise<number> {
-  try {
-    // With --until the producer finishes first; the consumer goes on until Ctrl-C.
-    await Promise.all([p.done, c.done]);
-    return 0;
-  } catch (err) {
-    log.error("pipeline failed", { err });
-    return 1;
-  }
+  return { app, producer, consumer, producerStats, consumerStats };
 }
 
 if (import.meta.main) Deno.exit(await main());

@@ -86,3 +86,76 @@ export function isRetriable(err: unknown): boolean {
   }
   return false;
 }
+
+/** kafkajs protocol error types that no restart can cure: credentials, ACLs, fencing, bad topic config. */
+const FATAL_KAFKA_TYPES = new Set([
+  "SASL_AUTHENTICATION_FAILED",
+  "UNSUPPORTED_SASL_MECHANISM",
+  "ILLEGAL_SASL_STATE",
+  "TOPIC_AUTHORIZATION_FAILED",
+  "GROUP_AUTHORIZATION_FAILED",
+  "CLUSTER_AUTHORIZATION_FAILED",
+  "TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
+  "PRODUCER_FENCED",
+  "INVALID_PRODUCER_EPOCH",
+  "INVALID_REPLICATION_FACTOR",
+  "POLICY_VIOLATION",
+]);
+/** PostgreSQL codes a restart cannot cure: authentication and a missing database. */
+const FATAL_PG_CODES = new Set(["28P01", "28000", "3D000"]);
+
+/**
+ * Whether an error means the configuration is wrong (exit), not that a dependency is away
+ * (wait and restart): ConfigError, bad credentials (kafkajs SASL, PostgreSQL 28P01/28000), a
+ * missing database, missing permissions (which include creating an unknown topic when
+ * auto-create is off) and a fenced transactional producer. Everything else, kafkajs's
+ * "non-retriable" errors after its own retries included, is an outage.
+ */
+export function isFatal(err: unknown): boolean {
+  for (const e of causeChain(err)) {
+    if (e instanceof ConfigError) return true;
+    if (e.name === "KafkaJSSASLAuthenticationError") return true;
+    const { type, code } = e as { type?: unknown; code?: unknown };
+    if (typeof type === "string" && FATAL_KAFKA_TYPES.has(type)) return true;
+    if (
+      e.name === "PostgresError" && typeof code === "string" &&
+      FATAL_PG_CODES.has(code)
+    ) return true;
+  }
+  return false;
+}
+
+/** "kafka" when kafkajs raised the error, "postgresql" when postgres.js did, else undefined. */
+export function dependencyOf(err: unknown): string | undefined {
+  for (const e of causeChain(err)) {
+    if (e.name.startsWith("KafkaJS")) return "kafka";
+    const code = (e as { code?: unknown }).code;
+    if (
+      e.name === "PostgresError" ||
+      (typeof code === "string" && /^(CONNECTION_|CONNECT_TIMEOUT)/.test(code))
+    ) return "postgresql";
+  }
+  return undefined;
+}
+
+/** A short, secret-free description: the error's class and its innermost code, if any. */
+export function describeError(err: unknown): string {
+  const chain = causeChain(err);
+  if (chain.length === 0) return String(err);
+  const code = chain.map((e) => (e as { code?: unknown; type?: unknown }))
+    .map((e) => typeof e.type === "string" ? e.type : e.code)
+    .filter((c) => typeof c === "string").at(-1);
+  return code ? `${chain[0]!.name} (${code})` : chain[0]!.name;
+}
+
+/** The error and its causes (kafkajs's `originalError` too), outermost first. */
+function causeChain(err: unknown): Error[] {
+  const out: Error[] = [];
+  let e: unknown = err;
+  while (e instanceof Error && out.length < 8 && !out.includes(e)) {
+    out.push(e);
+    const next = e as { cause?: unknown; originalError?: unknown };
+    e = next.cause ?? next.originalError;
+  }
+  return out;
+}

@@ -11,12 +11,20 @@ export interface LagSource {
   time_lag_seconds: number | null;
 }
 
+/** One supervised service: its restarts and whether each dependency answers (1) or not (0). */
+export interface SupervisionSample {
+  service: string;
+  restarts: number;
+  dependencies: Map<string, number>;
+}
+
 /** What to expose; read at every scrape. */
 export interface MetricsSources {
   producer?: Map<string, PollerStats>;
   consumer?: ConsumerStats;
   /** The consumer's partition housekeeping (retention). */
   housekeeping?: HousekeepingStats;
+  supervision?: () => SupervisionSample[];
   /** Fetched at scrape time; a failure leaves the lag gauges out of that scrape. */
   lag?: () => Promise<LagSource>;
 }
@@ -83,6 +91,7 @@ function fillCounters(r: Registry, sources: MetricsSources) {
   if (sources.producer) fillProducerCounters(r, sources.producer);
   if (sources.consumer) fillConsumerCounters(r, sources.consumer);
   if (sources.housekeeping) fillHousekeeping(r, sources.housekeeping);
+  if (sources.supervision) fillSupervision(r, sources.supervision());
 }
 
 /** Partitions created ahead and dropped by retention (RETENTION_DAYS). */
@@ -109,6 +118,27 @@ function fillHousekeeping(r: Registry, h: HousekeepingStats) {
     "Partition housekeeping passes that failed",
     h.failures,
   );
+}
+
+/** Restarts per service; each dependency up (1) unless some service waits for it (0). */
+function fillSupervision(r: Registry, samples: SupervisionSample[]) {
+  counter(
+    r,
+    "wikistream_restarts_total",
+    "Restarts of a service after a dependency outage",
+    samples.map((s): Sample => [{ service: s.service }, s.restarts]),
+  );
+  const up = new Map<string, number>();
+  for (const s of samples) {
+    for (const [d, v] of s.dependencies) up.set(d, Math.min(up.get(d) ?? 1, v));
+  }
+  const gauge = new Gauge({
+    name: "wikistream_dependency_up",
+    help: "1 when the dependency answers, 0 while the process waits for it",
+    labelNames: ["dependency"],
+    registers: [r],
+  });
+  for (const [dependency, v] of up) gauge.set({ dependency }, v);
 }
 
 /** Per-wiki counters of the pollers. */

@@ -86,14 +86,20 @@ export async function runBatchConsumer(
   const consumer = createGroupConsumer(kafka, options);
   const crashed = watchForCrash(consumer);
   commitPastMarkerOnlyFetches(consumer, options, log);
-  await consumer.connect();
-  await consumer.subscribe({ topic: options.topic, fromBeginning: true });
-  await consumer.run({
-    autoCommit: false,
-    eachBatchAutoResolve: false,
-    partitionsConsumedConcurrently: options.concurrency ?? 3,
-    eachBatch: (payload) => processBatch(payload, options, log),
-  });
+  try {
+    await consumer.connect();
+    await consumer.subscribe({ topic: options.topic, fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: options.concurrency ?? 3,
+      eachBatch: (payload) => processBatch(payload, options, log),
+    });
+  } catch (err) {
+    // A client that failed to join is thrown away, never reused.
+    await consumer.disconnect().catch(() => {});
+    throw err;
+  }
   return stoppable(consumer, crashed);
 }
 

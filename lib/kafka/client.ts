@@ -104,10 +104,26 @@ function forwardKafkaLog(log: Logger, { level, log: entry }: LogEntry): void {
   // commit) at ERROR before retrying them itself: those are warnings.
   const retrying = "retryCount" in fields ||
     String(message).startsWith("Response ");
-  const fn = level <= KafkaLogLevel.ERROR && !retrying
+  const fn = level > KafkaLogLevel.WARN || repeated(message, fields)
+    ? log.debug
+    : level <= KafkaLogLevel.ERROR && !retrying
     ? log.error
-    : level <= KafkaLogLevel.WARN
-    ? log.warn
-    : log.debug;
+    : log.warn;
   fn(message, fields);
+}
+
+/** When each kafkajs message (with its error) was last logged above debug. */
+const lastLogged = new Map<string, number>();
+/** During an outage kafkajs repeats the same line on every retry: once a minute is enough. */
+const REPEAT_MS = 60_000;
+
+/** Whether the same message and error were already logged within the last minute. */
+function repeated(message: unknown, fields: Record<string, unknown>): boolean {
+  const key = `${message}|${fields.error ?? ""}`;
+  const now = Date.now();
+  const last = lastLogged.get(key);
+  if (last !== undefined && now - last < REPEAT_MS) return true;
+  if (lastLogged.size > 1000) lastLogged.clear();
+  lastLogged.set(key, now);
+  return false;
 }

@@ -84,7 +84,13 @@ async function connectProducer(
     createPartitioner: Partitioners.DefaultPartitioner,
     allowAutoTopicCreation: false,
   });
-  await producer.connect();
+  try {
+    await producer.connect();
+  } catch (err) {
+    // Never reuse a producer whose idempotent connect failed: it could send without idempotence.
+    await producer.disconnect().catch(() => {});
+    throw err;
+  }
   return producer;
 }
 

@@ -14,8 +14,8 @@ export async function ensureTopics(
   specs: TopicSpec[],
 ): Promise<void> {
   const admin = kafka.admin();
-  await admin.connect();
   try {
+    await admin.connect();
     const existing = new Set(await admin.listTopics());
     const missing = specs.filter((s) => !existing.has(s.topic));
     if (missing.length === 0) return;
@@ -37,6 +37,6 @@ export async function ensureTopics(
       ) throw err;
     });
   } finally {
-    await admin.disconnect();
+    await admin.disconnect().catch(() => {});
   }
 }

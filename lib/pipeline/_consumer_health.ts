@@ -5,6 +5,7 @@ import { fetchLag } from "../kafka/lag.ts";
 import type { ConsumerStats } from "../sink/batch_handler.ts";
 import type { CheckResult } from "../http/app.ts";
 import type { LagReport } from "./consumer.ts";
+import { describeError } from "../core/errors.ts";
 
 /** What the consumer tracks between batches: for idle exit and health. */
 export interface Progress {
@@ -77,7 +78,8 @@ export async function dependenciesReady(
   } catch (err) {
     return {
       ok: false,
-      reason: `PostgreSQL unavailable: ${(err as Error).name}`,
+      reason: `PostgreSQL unavailable: ${describeError(err)}`,
+      details: { dependency: "postgresql" },
     };
   }
   try {
@@ -85,7 +87,8 @@ export async function dependenciesReady(
   } catch (err) {
     return {
       ok: false,
-      reason: `Kafka metadata unavailable: ${(err as Error).name}`,
+      reason: `Kafka metadata unavailable: ${describeError(err)}`,
+      details: { dependency: "kafka" },
     };
   }
   return { ok: true };

@@ -53,6 +53,12 @@ export interface ConsumerOptions {
   housekeepingIntervalMs?: number;
   /** Called after each batch is written (metrics): record count and milliseconds taken. */
   onBatch?(records: number, ms: number): void;
+  /** Counters to bump (kept across restarts); fresh ones by default. */
+  stats?: ConsumerStats;
+  /** Housekeeping counters to bump (kept across restarts); fresh ones by default. */
+  housekeepingStats?: HousekeepingStats;
+  /** Told when a database write fails (false) and when one succeeds again (true). */
+  onDatabase?(up: boolean): void;
 }
 
 /** The `/lag` report. */
@@ -79,55 +85,68 @@ export interface ConsumerService {
   close(): Promise<void>;
 }
 
-/** Starts consuming into PostgreSQL. */
+/** Starts consuming into PostgreSQL; on failure closes what it opened and throws. */
 export async function startConsumer(
   config: Config,
   options: ConsumerOptions,
 ): Promise<ConsumerService> {
   const log = options.log.with({ component: "consumer" });
-  const sql = connectDb(config.DATABASE_URL, { schema: options.schema });
-  await migrate(sql, { log });
-  const housekeeper = startHousekeeping(sql, {
-    log: log.with({ component: "housekeeping" }),
-    retentionDays: config.RETENTION_DAYS,
-    intervalMs: options.housekeepingIntervalMs ?? 3_600_000,
-  });
-  const { kafka, topic, dlq, admin } = await connectKafka(config, log);
-  const stats = newConsumerStats();
-  const started = Date.now();
-  const progress: Progress = {
-    lastActivity: Date.now(),
-    lastLag: { total: -1n, at: 0 },
-  };
-  const { sink, consumer } = await startWriting(kafka, config, options, {
-    log,
-    topic,
-    dlq,
-    stats,
-    progress,
-  });
-  const lag = createLagReporter({
-    sql,
-    admin,
-    groupId: config.KAFKA_GROUP_ID,
-    topic,
-    stats,
-    progress,
-  });
-  return consumerService({
-    options,
-    log,
-    sql,
-    topic,
-    dlq,
-    admin,
-    stats,
-    started,
-    progress,
-    sink,
-    consumer,
-    housekeeper,
-  }, lag);
+  const opened: (() => Promise<unknown>)[] = [];
+  try {
+    const sql = connectDb(config.DATABASE_URL, { schema: options.schema });
+    opened.push(() => sql.end({ timeout: 5 }));
+    await migrate(sql, { log });
+    const housekeeper = startHousekeeping(sql, {
+      log: log.with({ component: "housekeeping" }),
+      retentionDays: config.RETENTION_DAYS,
+      intervalMs: options.housekeepingIntervalMs ?? 3_600_000,
+      stats: options.housekeepingStats,
+    });
+    opened.push(() => housekeeper.stop());
+    const { kafka, topic, dlq, admin } = await connectKafka(config, {
+      log,
+      opened,
+    });
+    const stats = options.stats ?? newConsumerStats();
+    const progress: Progress = {
+      lastActivity: Date.now(),
+      lastLag: { total: -1n, at: 0 },
+    };
+    const { sink, consumer } = await startWriting(kafka, config, options, {
+      log,
+      topic,
+      dlq,
+      stats,
+      progress,
+      opened,
+    });
+    const lag = createLagReporter({
+      sql,
+      admin,
+      groupId: config.KAFKA_GROUP_ID,
+      topic,
+      stats,
+      progress,
+    });
+    const parts: Parts = {
+      options,
+      log,
+      sql,
+      topic,
+      dlq,
+      admin,
+      stats,
+      started: Date.now(),
+      progress,
+      sink,
+      consumer,
+      housekeeper,
+    };
+    return consumerService(parts, lag);
+  } catch (err) {
+    for (const close of opened.reverse()) await close().catch(() => {});
+    throw err;
+  }
 }
 
 /** Everything the running consumer is made of. */
@@ -150,7 +169,7 @@ interface Parts {
 /** Creates the events topic if missing, the dead-letter producer and a connected admin. */
 async function connectKafka(
   config: Config,
-  log: Logger,
+  { log, opened }: { log: Logger; opened: (() => Promise<unknown>)[] },
 ): Promise<
   { kafka: Kafka; topic: string; dlq: DeadLetterProducer; admin: Admin }
 > {
@@ -170,7 +189,9 @@ async function connectKafka(
     topic: topics.dlq,
     log,
   });
+  opened.push(() => dlq.disconnect());
   const admin = kafka.admin();
+  opened.push(() => admin.disconnect());
   await admin.connect();
   return { kafka, topic: topics.events, dlq, admin };
 }
@@ -180,9 +201,11 @@ async function startWriting(
   kafka: Kafka,
   config: Config,
   options: ConsumerOptions,
-  parts: Pick<Parts, "log" | "topic" | "dlq" | "stats" | "progress">,
+  parts: Pick<Parts, "log" | "topic" | "dlq" | "stats" | "progress"> & {
+    opened: (() => Promise<unknown>)[];
+  },
 ): Promise<{ sink: Sink; consumer: BatchConsumer }> {
-  const { log, topic, dlq, stats, progress } = parts;
+  const { log, topic, dlq, stats, progress, opened } = parts;
   // The sink owns a pool of its own, which it replaces after a connection failure.
   const sink = createSink(
     () => connectDb(config.DATABASE_URL, { schema: options.schema, max: 3 }),
@@ -193,11 +216,13 @@ async function startWriting(
       redactDeletedPages: config.REDACT_DELETED_PAGES,
     },
   );
+  opened.push(() => sink.close());
   const handle = createBatchHandler({
     sink,
     log,
     signal: options.signal,
     stats,
+    onWrite: options.onDatabase,
   });
   const consumer = await runBatchConsumer(kafka, {
     groupId: config.KAFKA_GROUP_ID,

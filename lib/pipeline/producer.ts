@@ -9,6 +9,7 @@ import {
 } from "../kafka/publisher.ts";
 import { readCompacted } from "../kafka/compacted.ts";
 import type { Logger } from "../core/log.ts";
+import { describeError } from "../core/errors.ts";
 import {
   newPollerStats,
   type PollerStats,
@@ -45,6 +46,8 @@ export interface ProducerOptions {
   source?: RecentChangesSource;
   /** Replaces every wait (backoff and poll interval); tests pass a faster one. */
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** Per-wiki counters to bump (kept across restarts); fresh ones by default. */
+  stats?: Map<string, PollerStats>;
 }
 
 /** A running producer. */
@@ -57,7 +60,7 @@ export interface ProducerService {
   close(): Promise<void>;
 }
 
-/** Starts polling every configured wiki; a failed Kafka connect is fatal (throws). */
+/** Starts polling every configured wiki; a failed Kafka connect throws (nothing left open). */
 export async function startProducer(
   config: Config,
   options: ProducerOptions,
@@ -77,12 +80,18 @@ export async function startProducer(
     transactionalId: config.KAFKA_TRANSACTIONAL_ID,
     log,
   });
-  const checkpoints = await restoreCheckpoints(kafka, topics.checkpoints, {
-    clientId: config.KAFKA_CLIENT_ID,
-    log,
-    signal: options.signal,
-  });
-  const stats = new Map<string, PollerStats>();
+  let checkpoints;
+  try {
+    checkpoints = await restoreCheckpoints(kafka, topics.checkpoints, {
+      clientId: config.KAFKA_CLIENT_ID,
+      log,
+      signal: options.signal,
+    });
+  } catch (err) {
+    await publisher.disconnect().catch(() => {});
+    throw err;
+  }
+  const stats = options.stats ?? new Map<string, PollerStats>();
   const started = Date.now();
   const run: SourceRun = { config, options, log, publisher, topics, stats };
   const done = config.SOURCE === "eventstreams"
@@ -186,7 +195,7 @@ function followStream(
   restored: StreamCheckpoint | undefined,
 ): Promise<void> {
   const { config, options } = run;
-  const s = newPollerStats();
+  const s = run.stats.get("eventstreams") ?? newPollerStats();
   run.stats.set("eventstreams", s);
   return followEventStream({
     url: config.EVENTSTREAMS_URL,
@@ -217,7 +226,7 @@ function pollAll(
     timeoutMs: config.HTTP_TIMEOUT_MS,
   });
   return Promise.all(config.WIKIS.map((host) => {
-    const s = newPollerStats();
+    const s = run.stats.get(host) ?? newPollerStats();
     run.stats.set(host, s);
     return pollWiki({
       host,
@@ -284,7 +293,8 @@ async function kafkaMetadataCheck(
   } catch (err) {
     return {
       ok: false,
-      reason: `Kafka metadata unavailable: ${(err as Error).name}`,
+      reason: `Kafka metadata unavailable: ${describeError(err)}`,
+      details: { dependency: "kafka" },
     };
   } finally {
     await admin.disconnect().catch(() => {});

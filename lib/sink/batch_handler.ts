@@ -25,6 +25,8 @@ export interface BatchHandlerOptions {
   signal: AbortSignal;
   stats?: ConsumerStats;
   now?: () => number;
+  /** Told after a failed write attempt (false) and after each successful write (true). */
+  onWrite?(ok: boolean): void;
 }
 
 /** Fresh zeroed counters. */
@@ -132,6 +134,7 @@ export function createBatchHandler(options: BatchHandlerOptions) {
       signal,
       onRetry: (err, attempt, delayMs) => {
         stats.dbErrors++;
+        options.onWrite?.(false);
         options.log.warn("database write failed, retrying", {
           err,
           attempt,
@@ -141,6 +144,7 @@ export function createBatchHandler(options: BatchHandlerOptions) {
         ctx.heartbeat().catch(() => {});
       },
     });
+    options.onWrite?.(true);
     stats.batches++;
     stats.consumed += batch.records.length;
     stats.written += result.inserted;

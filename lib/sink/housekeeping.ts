@@ -93,9 +93,12 @@ export function retentionCutoff(now: Date, retentionDays: number): Date {
 /** Runs a pass now and then every `intervalMs`; a failed pass is logged and counted, not fatal. */
 export function startHousekeeping(
   sql: Sql,
-  options: Omit<HousekeepingOptions, "stats"> & { intervalMs: number },
+  options: Omit<HousekeepingOptions, "stats"> & {
+    intervalMs: number;
+    stats?: HousekeepingStats;
+  },
 ): Housekeeper {
-  const stats = newHousekeepingStats();
+  const stats = options.stats ?? newHousekeepingStats();
   let running: Promise<unknown> = Promise.resolve();
   const pass = () => {
     running = runHousekeeping(sql, { ...options, stats }).catch((err) =>

@@ -1,6 +1,7 @@
 /** @module The poller's failure handling: count by code, log, and sleep an exponential backoff. */
 import type { Logger } from "../core/log.ts";
 import { backoffDelay, retryAfterOf } from "../core/retry.ts";
+import { isFatal, UpstreamError } from "../core/errors.ts";
 
 /** Options for {@linkcode PollBackoff}. */
 export interface PollBackoffOptions {
@@ -21,15 +22,18 @@ export class PollBackoff {
     this.#options = options;
   }
 
-  /** Handles one failure: rethrows on shutdown, else counts, logs and waits. */
+  /** Handles one failure: rethrows on shutdown or a fatal error, else counts, logs and waits. */
   async failed(err: unknown): Promise<void> {
     const { host, log, signal, stats, sleep } = this.#options;
-    if (signal.aborted) throw err;
+    // A fenced producer or rejected credentials: waiting cannot help, the process must stop.
+    if (signal.aborted || isFatal(err)) throw err;
     const code = (err as { code?: string }).code ?? (err as Error).name ??
       "error";
     stats.apiErrors[code] = (stats.apiErrors[code] ?? 0) + 1;
+    // The wiki gets up to 5 min of quiet; Kafka is retried within 30 s of its return.
+    const maxTimeout = err instanceof UpstreamError ? 300_000 : 30_000;
     const delay = Math.max(
-      backoffDelay(this.#failures, { minTimeout: 1000, maxTimeout: 300_000 }),
+      backoffDelay(this.#failures, { minTimeout: 1000, maxTimeout }),
       retryAfterOf(err),
     );
     this.#failures++;

@@ -7,6 +7,8 @@ export interface Child {
   /** Set before the harness stops or kills it: its exit is then expected. */
   killed: boolean;
   wasKilled9: boolean;
+  /** True once the process has exited. */
+  exited: boolean;
   /** The last output lines. */
   tail(): string;
   /** Whether one of the last 40 lines contains `text`. */
@@ -46,15 +48,18 @@ export function spawnService(
   };
   const pumped = Promise.all([pump(child.stdout), pump(child.stderr)]);
   const status = child.status.then(async (s) => {
+    handle.exited = true;
     await pumped.catch(() => {});
     return s;
   });
-  return {
+  const handle: Child = {
     child,
     status,
     killed: false,
     wasKilled9: false,
+    exited: false,
     tail: () => lines.slice(-8).join("\n"),
     seen: (text: string) => lines.some((l) => l.includes(text)),
   };
+  return handle;
 }
