@@ -14,6 +14,7 @@ import { topicNames } from "../../lib/pipeline/producer.ts";
 import { type Fault, loadStreamAsApiWiki } from "../fakes/fake_mediawiki.ts";
 import { startScaledWiki } from "./_scaled_wiki.ts";
 import { type Child, spawnService } from "./_process.ts";
+import { restartService, runServices, type ServicePorts } from "./_services.ts";
 import { prng, type Random } from "./_random.ts";
 import { freePortRange } from "../_ports.ts";
 
@@ -62,11 +63,12 @@ export interface ChaosReport {
   aggregate_mismatches: number;
   poison_missing: number;
   unexpected_exits: string[];
+  /** Faults the harness could not inject (e.g. a broker that would not start again): its own failure, not data loss. */
+  harness_failures: string[];
   ok: boolean;
 }
 
 const ROOT = new URL("../../", import.meta.url).pathname;
-const SERVICES = `${ROOT}scripts/services.sh`;
 const RCID_SHIFT = 10_000_000_000n;
 const DAY_MS = 86_400_000;
 const PROCESS_FAULTS = [
@@ -92,8 +94,23 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const random = prng(options.seed);
   const servicesEnv = chaosServicesEnv(options);
   const kafkaPort = options.kafkaPort!, pgPort = options.pgPort!;
-  const services = (cmd: string) => runServices(cmd, servicesEnv);
-  await services("start");
+  const ports: ServicePorts = {
+    kafka: [kafkaPort, kafkaPort + 1],
+    pg: [pgPort],
+  };
+  const harnessFailures: string[] = [];
+  const restart = async (service: keyof ServicePorts, downMs: number) => {
+    try {
+      await restartService(service, { env: servicesEnv, ports, downMs });
+    } catch (err) {
+      const line = `restart-${service}: ${(err as Error).message}: ${
+        String((err as Error).cause ?? "")
+      }`;
+      harnessFailures.push(line);
+      say(line);
+    }
+  };
+  await runServices("start", servicesEnv);
 
   const id = `${options.seed}_${crypto.randomUUID().slice(0, 6)}`;
   const brokers = `127.0.0.1:${kafkaPort}`;
@@ -224,7 +241,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     await inject(kind, random, {
       procs,
       spawn,
-      services,
+      restart,
       since,
       brokers,
       topic,
@@ -298,6 +315,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     aggregate_mismatches: check.aggregateMismatches,
     poison_missing: check.poisonMissing,
     unexpected_exits: unexpected,
+    harness_failures: harnessFailures,
     ok: false,
   };
   report.ok = report.missing === 0 && report.duplicates === 0 &&
@@ -339,7 +357,8 @@ function chaosServicesEnv(options: ServicesOptions): Record<string, string> {
 interface InjectContext {
   procs: Record<string, Child | undefined>;
   spawn(name: string, entry: string, args?: string[]): Child;
-  services(cmd: string): Promise<void>;
+  /** Stops the service, keeps it down `downMs`, starts it again (retrying); never throws. */
+  restart(service: keyof ServicePorts, downMs: number): Promise<void>;
   since: string[];
   brokers: string;
   topic: string;
@@ -372,14 +391,10 @@ async function inject(
       return;
     }
     case "restart-kafka":
-      await ctx.services("stop-kafka");
-      await delay(1000 + random() * 3000);
-      await ctx.services("start-kafka");
+      await ctx.restart("kafka", 1000 + random() * 3000);
       return;
     case "restart-pg":
-      await ctx.services("stop-pg");
-      await delay(1000 + random() * 3000);
-      await ctx.services("start-pg");
+      await ctx.restart("pg", 1000 + random() * 3000);
       return;
     case "second-consumer": {
       const second = ctx.spawn("consumer2", "consumer.ts");
@@ -585,23 +600,6 @@ export function shiftRow(
     timestamp: new Date(Date.parse(String(row.timestamp)) + k * DAY_MS)
       .toISOString().replace(".000Z", "Z"),
   };
-}
-
-async function runServices(
-  cmd: string,
-  env: Record<string, string>,
-): Promise<void> {
-  const out = await new Deno.Command("bash", {
-    args: [SERVICES, cmd],
-    env,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (out.code !== 0) {
-    throw new Error(
-      `Cannot run services.sh ${cmd}: ${new TextDecoder().decode(out.stderr)}`,
-    );
-  }
 }
 
 function deepEqualUnordered(a: unknown, b: unknown): boolean {
