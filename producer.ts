@@ -34,6 +34,7 @@ export async function main(args = Deno.args): Promise<number> {
         stats,
         since: flags.since,
         until: flags.until,
+        onKafka: (up) => sup.mark("kafka", up),
       }),
   });
   const app = createApp({

@@ -153,6 +153,7 @@ function supervisePipeline(
         stats: producerStats,
         since: flags.since,
         until: flags.until,
+        onKafka: (up) => producer.mark("kafka", up),
       }),
   });
   const lag = currentLag(consumer);

@@ -69,6 +69,22 @@ export async function createTransactionalPublisher(
   return publisher;
 }
 
+/** The same publisher, telling `onKafka` whether each publish went through (for metrics). */
+export function reportingPublisher(
+  publisher: TransactionalPublisher,
+  onKafka: ((up: boolean) => void) | undefined,
+): TransactionalPublisher {
+  if (!onKafka) return publisher;
+  return {
+    ...publisher,
+    publish: (records) =>
+      publisher.publish(records).then(() => onKafka(true), (err) => {
+        onKafka(false);
+        throw err;
+      }),
+  };
+}
+
 async function connectProducer(
   kafka: Kafka,
   transactionalId: string,

@@ -5,6 +5,7 @@ import { createKafka, type Kafka, kafkaSecurity } from "../kafka/client.ts";
 import { ensureTopics } from "../kafka/topics.ts";
 import {
   createTransactionalPublisher,
+  reportingPublisher,
   type TransactionalPublisher,
 } from "../kafka/publisher.ts";
 import { readCompacted } from "../kafka/compacted.ts";
@@ -48,6 +49,8 @@ export interface ProducerOptions {
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   /** Per-wiki counters to bump (kept across restarts); fresh ones by default. */
   stats?: Map<string, PollerStats>;
+  /** Told when a publish fails (false) and when one succeeds again (true). */
+  onKafka?(up: boolean): void;
 }
 
 /** A running producer. */
@@ -93,7 +96,14 @@ export async function startProducer(
   }
   const stats = options.stats ?? new Map<string, PollerStats>();
   const started = Date.now();
-  const run: SourceRun = { config, options, log, publisher, topics, stats };
+  const run: SourceRun = {
+    config,
+    options,
+    log,
+    publisher: reportingPublisher(publisher, options.onKafka),
+    topics,
+    stats,
+  };
   const done = config.SOURCE === "eventstreams"
     ? followStream(run, checkpoints.stream)
     : pollAll(run, checkpoints.wikis);

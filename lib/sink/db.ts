@@ -112,4 +112,16 @@ function ignoreWriteAfterClose(): void {
       /nextWrite/.test(err.stack ?? "")
     ) e.preventDefault();
   });
+  // postgres.js 3.4 bug: `end({ timeout })` on a pool abandoned after a connection failure
+  // terminates its connections and rejects a query of theirs that nobody awaits any more (seen
+  // in the chaos suite's PostgreSQL restart): an unhandled rejection that would kill the
+  // process. Every query a caller awaits gets the same error through its own promise.
+  globalThis.addEventListener("unhandledrejection", (e) => {
+    const err = e.reason as Error & { code?: unknown } | undefined;
+    if (
+      err instanceof Error && err.code === "CONNECTION_DESTROYED" &&
+      /postgres[\\/].*connection\.js/.test(err.stack ?? "") &&
+      /terminate/.test(err.stack ?? "")
+    ) e.preventDefault();
+  });
 }

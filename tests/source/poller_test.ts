@@ -134,3 +134,57 @@ Deno.test("pollWiki() retries a failed publish from the last committed cursor an
   assert.equal(new Set(events).size, 100);
   assert.equal(stats.apiErrors.kafka_down, 2);
 });
+
+Deno.test("pollWiki() stops on a fenced producer instead of retrying, and caps a Kafka backoff at 30 s", async (t) => {
+  const source: RecentChangesSource = {
+    siteInfo: () =>
+      Promise.resolve({
+        host: lv.host,
+        wiki: "lvwiki",
+        serverName: lv.servername,
+        now: "2020-04-12T15:00:00Z",
+      }),
+    fetchPage: () => Promise.resolve({ rows: lv.rows, continue: undefined }),
+  };
+  const run = (publish: () => Promise<void>, sleeps: number[], stop = 99) => {
+    const controller = new AbortController();
+    return pollWiki({
+      host: lv.host,
+      source,
+      publisher: { publish },
+      topics: TOPICS,
+      restored: new Map(),
+      overlapMs: 120_000,
+      pollIntervalMs: 1,
+      since: "2020-04-01T00:00:00Z",
+      until: "2020-04-13T00:00:00Z",
+      log: noopLogger(),
+      signal: controller.signal,
+      sleep: (ms) => {
+        sleeps.push(ms);
+        if (sleeps.length >= stop) controller.abort();
+        return Promise.resolve();
+      },
+    }).catch((err) => err);
+  };
+  await t.step("fenced: rejects at once", async () => {
+    const fenced = Object.assign(new Error("Producer fenced"), {
+      name: "KafkaJSProtocolError",
+      type: "PRODUCER_FENCED",
+    });
+    const sleeps: number[] = [];
+    const got = await run(() => Promise.reject(fenced), sleeps);
+    assert.equal(got, fenced);
+    assert.deepEqual(sleeps, [], "never retried");
+  });
+  await t.step("Kafka away: backoff capped at 30 s", async () => {
+    const down = Object.assign(new Error("Connection error"), {
+      name: "KafkaJSNumberOfRetriesExceeded",
+    });
+    const sleeps: number[] = [];
+    await run(() => Promise.reject(down), sleeps, 12);
+    assert.equal(sleeps.length, 12);
+    assert.ok(Math.max(...sleeps) <= 30_000, `${sleeps}`);
+    assert.ok(Math.max(...sleeps) >= 15_000, `${sleeps}`);
+  });
+});
