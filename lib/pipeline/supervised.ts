@@ -47,7 +47,9 @@ export function allOk(results: CheckResult[]): CheckResult {
   if (failed.length === 0) return { ok: true };
   return {
     ok: false,
-    reason: failed.map((r) => r.reason).filter(Boolean).join("; "),
+    reason: [...new Set(failed.map((r) => r.reason).filter(Boolean))].join(
+      "; ",
+    ),
     ...(failed[0]!.details ? { details: failed[0]!.details } : {}),
   };
 }
