@@ -139,7 +139,8 @@ async function timePages(
       host: lv.host,
       serverName: lv.servername,
       topics,
-      overlapMs: 120_000,
+      keepMs: 120_000,
+      wikiNowMs: Date.now(),
       now: new Date(),
     });
     const t1 = performance.now();

@@ -55,6 +55,24 @@ export class RetryError extends Error {
   }
 }
 
+/**
+ * This producer's transactional id was taken over by a newer producer (Kafka's PRODUCER_FENCED or
+ * INVALID_PRODUCER_EPOCH). Fatal: the process stops for good instead of reconnecting and
+ * publishing from a stale cursor; `cause` is the broker's error.
+ */
+export class FencedError extends Error {
+  readonly retriable = false;
+  readonly transactionalId: string;
+  constructor(transactionalId: string, options?: ErrorOptions) {
+    super(
+      `Cannot publish: transactional id "${transactionalId}" is in use by a newer producer (fenced)`,
+      options,
+    );
+    this.name = "FencedError";
+    this.transactionalId = transactionalId;
+  }
+}
+
 /** PostgreSQL error classes worth retrying: connection, resources, serialization, shutdown. */
 const RETRIABLE_PG_CLASSES = ["08", "40", "53", "57", "58"];
 const RETRIABLE_NET_CODES = new Set([
@@ -113,7 +131,7 @@ const FATAL_PG_CODES = new Set(["28P01", "28000", "3D000"]);
  */
 export function isFatal(err: unknown): boolean {
   for (const e of causeChain(err)) {
-    if (e instanceof ConfigError) return true;
+    if (e instanceof ConfigError || e instanceof FencedError) return true;
     if (e.name === "KafkaJSSASLAuthenticationError") return true;
     const { type, code } = e as { type?: unknown; code?: unknown };
     if (typeof type === "string" && FATAL_KAFKA_TYPES.has(type)) return true;

@@ -181,6 +181,20 @@ function fillProducerCounters(
   );
   counter(
     r,
+    "wikistream_reconciled_total",
+    "Late rows found only by a reconcile pass",
+    per((s) => s.reconciled),
+  );
+  const gap = new Gauge({
+    name: "wikistream_retention_gap_seconds",
+    help:
+      "Span of changes lost because the start was older than the wiki keeps (0: none)",
+    labelNames: ["wiki"],
+    registers: [r],
+  });
+  for (const [wiki, s] of p) gap.set({ wiki }, s.gap?.lost_seconds ?? 0);
+  counter(
+    r,
     "wikistream_api_errors_total",
     "Wikimedia API errors by kind",
     p.flatMap(([wiki, s]) =>

@@ -6,6 +6,7 @@ import {
   type TopicMessages,
 } from "kafkajs";
 import type { Logger } from "../core/log.ts";
+import { FencedError } from "../core/errors.ts";
 import type { OutRecord } from "./client.ts";
 
 /** Publishes groups of records atomically (one Kafka transaction each), one group at a time. */
@@ -23,30 +24,49 @@ export interface PublisherOptions {
 }
 
 /**
- * Connects an idempotent, transactional producer. Connecting also fences any earlier producer
- * with the same transactional id and aborts its open transaction. A failed connect is fatal
- * (kafkajs would otherwise go on sending without idempotence).
+ * Connects an idempotent, transactional producer and claims its transactional id (kafkajs's
+ * `connect()` alone does not): that fences any earlier producer with the same id and aborts its
+ * open transaction. A failed connect is fatal (kafkajs would otherwise go on sending without
+ * idempotence). Once fenced by a newer producer, every publish throws {@linkcode FencedError}:
+ * the publisher never reconnects, so it can never publish from a stale cursor.
  */
 export async function createTransactionalPublisher(
   kafka: Kafka,
   options: PublisherOptions,
 ): Promise<TransactionalPublisher> {
-  let producer = await connectProducer(kafka, options.transactionalId);
+  const { transactionalId } = options;
+  let producer = await connectProducer(kafka, transactionalId);
   let chain: Promise<unknown> = Promise.resolve();
   let broken = false;
+  let fenced: FencedError | undefined;
 
   async function publishNow(records: OutRecord[]): Promise<void> {
+    if (fenced) throw fenced;
     if (broken) {
       await producer.disconnect().catch(() => {});
-      producer = await connectProducer(kafka, options.transactionalId);
+      producer = await connectProducer(kafka, transactionalId).catch((err) => {
+        throw asFenced(err, transactionalId) ?? err;
+      });
       broken = false;
     }
-    const txn = await producer.transaction();
     try {
-      await txn.sendBatch({ topicMessages: topicMessages(records) });
-      await txn.commit();
+      const txn = await producer.transaction();
+      try {
+        await txn.sendBatch({ topicMessages: topicMessages(records) });
+        await txn.commit();
+      } catch (err) {
+        await txn.abort().catch(() => {});
+        throw err;
+      }
     } catch (err) {
-      await txn.abort().catch(() => {});
+      fenced = asFenced(err, transactionalId);
+      if (fenced) {
+        options.log.error("producer fenced, publishing stops", {
+          transactional_id: transactionalId,
+          err,
+        });
+        throw fenced;
+      }
       broken = true; // reconnect (and re-init the transactional id) before the next attempt
       throw err;
     }
@@ -101,13 +121,40 @@ async function connectProducer(
     allowAutoTopicCreation: false,
   });
   try {
-    await producer.connect();
-  } catch (err) {
     // Never reuse a producer whose idempotent connect failed: it could send without idempotence.
+    await producer.connect();
+    // Claim the transactional id now: InitProducerId bumps its epoch, which fences the previous
+    // holder and aborts (and waits out) its open transaction.
+    const claim = await producer.transaction();
+    await claim.abort();
+  } catch (err) {
     await producer.disconnect().catch(() => {});
     throw err;
   }
   return producer;
+}
+
+/** Kafka's error codes for "a newer producer holds this transactional id". */
+const FENCED_TYPES = new Set(["INVALID_PRODUCER_EPOCH", "PRODUCER_FENCED"]);
+const FENCED_CODES = new Set([47, 90]);
+
+/** A {@linkcode FencedError} when `err` (or one of its causes) says the id was fenced. */
+export function asFenced(
+  err: unknown,
+  transactionalId: string,
+): FencedError | undefined {
+  if (err instanceof FencedError) return err;
+  for (let e = err, depth = 0; e && depth < 6; depth++) {
+    const x = e as { type?: unknown; code?: unknown; cause?: unknown };
+    if (
+      (typeof x.type === "string" && FENCED_TYPES.has(x.type)) ||
+      (typeof x.code === "number" && FENCED_CODES.has(x.code))
+    ) {
+      return new FencedError(transactionalId, { cause: err });
+    }
+    e = x.cause ?? (e as { originalError?: unknown }).originalError;
+  }
+  return undefined;
 }
 
 /** Groups the records by topic, keeping their order within each topic. */

@@ -8,6 +8,15 @@ export interface TopicSpec {
   config?: Record<string, string>;
 }
 
+/** Limits of the checkpoint topic: room for a checkpoint (kept under 64 KiB), compacted hourly. */
+export const CHECKPOINT_TOPIC_CONFIG: Record<string, string> = {
+  "cleanup.policy": "compact",
+  "max.message.bytes": String(256 * 1024),
+  "segment.ms": String(3_600_000),
+  "segment.bytes": String(64 * 1024 * 1024),
+  "min.cleanable.dirty.ratio": "0.1",
+};
+
 /** Creates each topic that does not exist yet (idempotent; safe when several processes race). */
 export async function ensureTopics(
   kafka: Kafka,

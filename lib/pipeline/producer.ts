@@ -1,8 +1,8 @@
 /** @module Wires the producer: topics, transactional publisher, restored checkpoints, one poller per wiki. */
 import type { Config } from "../core/config.ts";
-import type { CheckpointValue } from "../source/cursor.ts";
+import type { CheckpointValue, CheckpointValueV1 } from "../source/cursor.ts";
 import { createKafka, type Kafka, kafkaSecurity } from "../kafka/client.ts";
-import { ensureTopics } from "../kafka/topics.ts";
+import { CHECKPOINT_TOPIC_CONFIG, ensureTopics } from "../kafka/topics.ts";
 import {
   createTransactionalPublisher,
   reportingPublisher,
@@ -21,6 +21,7 @@ import {
   type RecentChangesSource,
 } from "../source/action_api.ts";
 import type { CheckResult } from "../http/app.ts";
+import { producerHealth } from "./_producer_health.ts";
 import { terminalProgress } from "../core/progress.ts";
 import {
   followEventStream,
@@ -36,6 +37,19 @@ export function topicNames(topic: string) {
     rejects: `${topic}.rejects`,
     dlq: `${topic}.dlq`,
   };
+}
+
+/**
+ * The transactional id of a run: KAFKA_TRANSACTIONAL_ID for the live producer; a backfill
+ * (`--until`) gets its own per range, so it neither fences nor is fenced by the live producer.
+ */
+export function transactionalIdFor(
+  base: string,
+  range: { since?: string; until?: string },
+): string {
+  if (!range.until) return base;
+  const tag = `${range.since ?? ""}_${range.until}`.replace(/[^0-9TZ_]/g, "");
+  return `${base}-backfill-${tag}`;
 }
 
 /** Options for {@linkcode startProducer}. */
@@ -77,10 +91,10 @@ export async function startProducer(
   });
   const topics = topicNames(config.KAFKA_TOPIC);
   await ensureProducerTopics(kafka, topics, config.KAFKA_PARTITIONS);
-  // Connecting first fences an earlier instance and aborts its open transaction, so the
-  // checkpoints read next are final.
+  // Connecting first claims the transactional id: that fences an earlier instance and aborts
+  // its open transaction, so the checkpoints read next are final.
   const publisher = await createTransactionalPublisher(kafka, {
-    transactionalId: config.KAFKA_TRANSACTIONAL_ID,
+    transactionalId: transactionalIdFor(config.KAFKA_TRANSACTIONAL_ID, options),
     log,
   });
   let checkpoints;
@@ -142,8 +156,8 @@ interface ServiceParts
 
 /** Checkpoints read back from the compacted topic. */
 interface RestoredCheckpoints {
-  /** Per wiki host (the Action API poller). */
-  wikis: Map<string, CheckpointValue>;
+  /** By checkpoint key: the wiki id (live) or a backfill's key (the Action API poller). */
+  wikis: Map<string, CheckpointValue | CheckpointValueV1>;
   /** The EventStreams position, if one was stored. */
   stream: StreamCheckpoint | undefined;
 }
@@ -159,7 +173,7 @@ function ensureProducerTopics(
     {
       topic: topics.checkpoints,
       partitions: 1,
-      config: { "cleanup.policy": "compact" },
+      config: CHECKPOINT_TOPIC_CONFIG,
     },
     { topic: topics.rejects, partitions: 1 },
   ]);
@@ -172,7 +186,7 @@ async function restoreCheckpoints(
   options: { clientId: string; log: Logger; signal: AbortSignal },
 ): Promise<RestoredCheckpoints> {
   const { log } = options;
-  const restored = new Map<string, CheckpointValue>();
+  const restored = new Map<string, CheckpointValue | CheckpointValueV1>();
   let streamCheckpoint: StreamCheckpoint | undefined;
   const stored = await readCompacted(kafka, topic, options);
   for (const [key, value] of stored) {
@@ -184,7 +198,9 @@ async function restoreCheckpoints(
       ) {
         streamCheckpoint = v;
       } else if (
-        v.v === 1 && typeof v.last_ts === "string" && Array.isArray(v.seen)
+        typeof v.last_ts === "string" &&
+        ((v.v === 1 && Array.isArray(v.seen)) ||
+          (v.v === 2 && typeof v.seen === "string" && Array.isArray(v.marks)))
       ) {
         restored.set(key, v);
       } else log.warn("ignoring unknown checkpoint", { key });
@@ -226,7 +242,7 @@ function followStream(
 /** Polls the Action API of every wiki at once; an abort ends each poller quietly. */
 function pollAll(
   run: SourceRun,
-  restored: Map<string, CheckpointValue>,
+  restored: Map<string, CheckpointValue | CheckpointValueV1>,
 ): Promise<void> {
   const { config, options } = run;
   const progress = options.since ? terminalProgress() : undefined;
@@ -245,6 +261,8 @@ function pollAll(
       topics: run.topics,
       restored,
       overlapMs: config.POLL_OVERLAP_SECONDS * 1000,
+      reconcileWindowMs: config.RECONCILE_WINDOW_SECONDS * 1000,
+      reconcileIntervalMs: config.RECONCILE_INTERVAL_SECONDS * 1000,
       pollIntervalMs: config.POLL_INTERVAL_MS,
       since: options.since,
       until: options.until,
@@ -270,16 +288,7 @@ function producerService(parts: ServiceParts): ProducerService {
   return {
     done,
     stats,
-    health() {
-      const stalled = [...stats].filter(([, s]) =>
-        Date.now() - (s.lastSuccessMs || started) > stallMs
-      ).map(([h]) => h);
-      return stalled.length === 0 ? { ok: true } : {
-        ok: false,
-        reason: `No successful poll for ${stallMs / 1000} s`,
-        details: { wikis: stalled },
-      };
-    },
+    health: () => producerHealth(stats, { started, stallMs }),
     ready() {
       return kafkaMetadataCheck(kafka, topics.events);
     },

@@ -87,6 +87,12 @@ export const ConfigSchema = z.object({
     .describe("Pause between polls of one wiki once caught up"),
   POLL_OVERLAP_SECONDS: int(0, 86_400).default(120)
     .describe("How far behind the newest seen timestamp each poll re-reads"),
+  RECONCILE_WINDOW_SECONDS: int(0, 2_592_000).default(21_600)
+    .describe(
+      "How far back (on the wiki's clock) each reconcile pass re-reads, for rows that appear late; 0 turns it off",
+    ),
+  RECONCILE_INTERVAL_SECONDS: int(1, 86_400).default(600)
+    .describe("Wiki time between reconcile passes of one wiki"),
   HTTP_TIMEOUT_MS: int(100, 600_000).default(30_000)
     .describe("Timeout of one Wikimedia API request"),
   USER_AGENT: z.string().min(10).default(

@@ -30,6 +30,8 @@ export interface PageRequest {
   start: string;
   end?: string;
   continue?: Record<string, string>;
+  /** Rows per page (`rclimit`); `max` when unset. */
+  limit?: number;
 }
 
 /** The source the poller reads; the real one talks HTTP, tests may inject another. */
@@ -205,7 +207,7 @@ function recentChangesParams(request: PageRequest): Record<string, string> {
   const params: Record<string, string> = {
     list: "recentchanges",
     rcdir: "newer",
-    rclimit: "max",
+    rclimit: request.limit ? String(request.limit) : "max",
     rcprop: RC_PROPS,
     rcstart: request.start,
     continue: "",

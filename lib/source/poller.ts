@@ -1,7 +1,9 @@
-/** @module Polls one wiki's recent changes with an overlap window and a seen-set; never a gap. */
-import { type CheckpointValue, Cursor } from "./cursor.ts";
+/** @module Polls one wiki's recent changes: a tail with an overlap, a wider reconcile pass, and a seen-set; never a gap. */
+import type { CheckpointValue, CheckpointValueV1 } from "./cursor.ts";
+import { Cursor } from "./cursor.ts";
 import { siftPageRows } from "./_page_rows.ts";
 import { PollBackoff } from "./_poll_backoff.ts";
+import { WikiWalk } from "./_wiki_walk.ts";
 import type { RecentChangesSource, SiteInfo } from "./action_api.ts";
 import type { Logger } from "../core/log.ts";
 import { sleep as defaultSleep } from "../core/retry.ts";
@@ -13,6 +15,13 @@ export interface Publisher {
   publish(records: OutRecord[]): Promise<void>;
 }
 
+/** Rows the wiki no longer keeps between where reading should start and its oldest row. */
+export interface RetentionGap {
+  from: string;
+  to: string;
+  lost_seconds: number;
+}
+
 /** Counters the poller bumps (metrics read them). */
 export interface PollerStats {
   polls: number;
@@ -22,6 +31,11 @@ export interface PollerStats {
   apiErrors: Record<string, number>;
   lastSuccessMs: number;
   lastEventMs: number;
+  /** Reconcile passes completed, and the rows only they found. */
+  reconciles: number;
+  reconciled: number;
+  /** Set when the start was older than the wiki's oldest kept row. */
+  gap?: RetentionGap;
 }
 
 /** Options for {@linkcode pollWiki}. */
@@ -30,9 +44,13 @@ export interface PollerOptions {
   source: RecentChangesSource;
   publisher: Publisher;
   topics: { events: string; checkpoints: string; rejects: string };
-  /** Checkpoints restored from Kafka, by wiki. */
-  restored: Map<string, CheckpointValue>;
+  /** Checkpoints restored from Kafka, by checkpoint key. */
+  restored: Map<string, CheckpointValue | CheckpointValueV1>;
   overlapMs: number;
+  /** How far back (on the wiki's clock) each reconcile pass re-reads; 0 disables it. */
+  reconcileWindowMs?: number;
+  /** Wiki time between reconcile passes. */
+  reconcileIntervalMs?: number;
   pollIntervalMs: number;
   since?: string;
   until?: string;
@@ -55,13 +73,29 @@ export function newPollerStats(): PollerStats {
     apiErrors: {},
     lastSuccessMs: 0,
     lastEventMs: 0,
+    reconciles: 0,
+    reconciled: 0,
   };
+}
+
+/**
+ * The checkpoint key of a wiki: its wiki id for the live producer, and one key per range for a
+ * backfill (`--since` with `--until`), so a backfill never moves the live cursor.
+ */
+export function checkpointKey(
+  wiki: string,
+  range: { since?: string; until?: string } = {},
+): string {
+  return range.until
+    ? `backfill:${wiki}:${range.since ?? ""}:${range.until}`
+    : wiki;
 }
 
 /**
  * Follows one wiki until `signal` aborts (or, with `until`, until every change up to then is
  * published). Each page is one transaction: its new rows, its rejects and the advanced cursor.
- * Any failure is logged, counted and retried from the last committed cursor after a backoff.
+ * Any failure is logged, counted and retried from the last committed cursor after a backoff,
+ * except a fatal one (a fenced publisher), which ends the poll by throwing.
  */
 export async function pollWiki(options: PollerOptions): Promise<void> {
   const { host, log, signal } = options;
@@ -71,11 +105,12 @@ export async function pollWiki(options: PollerOptions): Promise<void> {
   const backoff = new PollBackoff({ host, log, signal, stats, sleep });
   const site = await resolveSite(options, backoff);
   const walk = new WikiWalk(options, { site, stats, now, backoff });
+  await walk.checkRetention();
   walk.logStart();
   while (!signal.aborted) {
-    const start = walk.nextStart();
     try {
-      await walk.catchUp(start);
+      await walk.catchUp(walk.nextStart());
+      if (!options.until && walk.reconcileDue()) await walk.reconcile();
     } catch (err) {
       await backoff.failed(err);
       continue;
@@ -93,9 +128,15 @@ export interface BuildPageOptions {
   cursor: Cursor;
   wiki: string;
   host: string;
+  /** The checkpoint key (the wiki id, or a backfill's own key). */
+  key?: string;
   serverName: string;
   topics: { events: string; checkpoints: string; rejects: string };
-  overlapMs: number;
+  /** How far behind the newest time rcids are remembered. */
+  keepMs: number;
+  /** The wiki's clock: no row moves the cursor past it. */
+  wikiNowMs: number;
+  /** Local time, stamped on the records as `fetched_at`. */
   now: Date;
 }
 
@@ -126,14 +167,27 @@ export function buildPage(
   const rejected = records.length - fresh.length;
   let next = cursor;
   if (records.length > 0) {
-    next = cursor.advance([...fresh, ...rejectedIds], options.overlapMs);
-    records.push({
-      topic: topics.checkpoints,
-      key: wiki,
-      value: JSON.stringify(next.toCheckpoint(wiki, options.host, options.now)),
+    next = cursor.advance([...fresh, ...rejectedIds], {
+      keepMs: options.keepMs,
+      wikiNowMs: options.wikiNowMs,
     });
+    records.push(checkpointRecord(next, options));
   }
   return { records, fresh, next, duplicates, rejected };
+}
+
+/** The checkpoint record of `cursor`, under the wiki's (or the backfill's) key. */
+export function checkpointRecord(
+  cursor: Cursor,
+  options: Pick<BuildPageOptions, "wiki" | "host" | "key" | "topics" | "now">,
+): OutRecord {
+  return {
+    topic: options.topics.checkpoints,
+    key: options.key ?? options.wiki,
+    value: JSON.stringify(
+      cursor.toCheckpoint(options.wiki, options.host, options.now),
+    ),
+  };
 }
 
 /** Asks the wiki who it is until it answers, backing off after each failure. */
@@ -151,142 +205,4 @@ async function resolveSite(
     }
   }
   return site;
-}
-
-/** The restored checkpoint (moved up to a later `since`), or else `since`, or else now. */
-function startCursor(
-  options: PollerOptions,
-  site: SiteInfo,
-  restored: CheckpointValue | undefined,
-): Cursor {
-  const { since } = options;
-  if (!restored) return Cursor.at(since ?? site.now);
-  const cursor = Cursor.fromCheckpoint(restored);
-  if (since && Date.parse(restored.last_ts) < Date.parse(since)) {
-    // --since later than the checkpoint: jump forward. Otherwise the checkpoint wins, so the same
-    // backfill command, run again after a stop, resumes instead of starting over.
-    return Cursor.fromCheckpoint({ ...restored, floor: since, last_ts: since });
-  }
-  return cursor;
-}
-
-/** What a {@linkcode WikiWalk} shares with the rest of the poll. */
-interface WalkDeps {
-  site: SiteInfo;
-  stats: PollerStats;
-  now: () => number;
-  backoff: PollBackoff;
-}
-
-/** One wiki's cursor, and the walks through its pages that publish and advance it. */
-class WikiWalk {
-  #options: PollerOptions;
-  #deps: WalkDeps;
-  #log: Logger;
-  #resumed: boolean;
-  #cursor: Cursor;
-  #firstMs: number;
-
-  constructor(options: PollerOptions, deps: WalkDeps) {
-    this.#options = options;
-    this.#deps = deps;
-    this.#log = options.log.with({ wiki: deps.site.wiki, host: options.host });
-    const restored = options.restored.get(deps.site.wiki);
-    this.#resumed = Boolean(restored);
-    this.#cursor = startCursor(options, deps.site, restored);
-    this.#firstMs = Date.parse(this.nextStart());
-  }
-
-  logStart(): void {
-    this.#log.info("polling", {
-      from: this.nextStart(),
-      until: this.#options.until ?? null,
-      resumed: this.#resumed,
-      seen: this.#cursor.seenCount,
-    });
-  }
-
-  /** Where the next walk starts: the cursor, minus the overlap. */
-  nextStart(): string {
-    return this.#cursor.startFor(this.#options.overlapMs);
-  }
-
-  /** Fetches and publishes page after page from `start`, until no continuation is left. */
-  async catchUp(start: string): Promise<void> {
-    const { host, source, signal, until } = this.#options;
-    const { stats, now, backoff } = this.#deps;
-    let cont: Record<string, string> | undefined;
-    do {
-      const page = await source.fetchPage(host, {
-        start,
-        end: until,
-        continue: cont,
-      }, { signal });
-      stats.polls++;
-      await this.#publish(page.rows);
-      stats.lastSuccessMs = now();
-      backoff.reset();
-      cont = page.continue;
-    } while (cont && !signal.aborted);
-  }
-
-  logComplete(): void {
-    this.#options.progress?.(this.#deps.site.wiki, 1, "done");
-    this.#log.info("backfill complete", {
-      until: this.#options.until,
-      published: this.#deps.stats.published,
-    });
-  }
-
-  /** Publishes a page's transaction, if it has anything to publish, and moves the cursor. */
-  async #publish(rows: unknown[]): Promise<void> {
-    const { host, topics, overlapMs, publisher } = this.#options;
-    const { site: { wiki, serverName }, stats, now } = this.#deps;
-    const built = buildPage(rows, {
-      cursor: this.#cursor,
-      wiki,
-      host,
-      serverName,
-      topics,
-      overlapMs,
-      now: new Date(now()),
-    });
-    const { records, fresh, next } = built;
-    stats.duplicates += built.duplicates;
-    if (records.length === 0) return;
-    await publisher.publish(records);
-    this.#cursor = next;
-    stats.published += fresh.length;
-    stats.rejected += built.rejected;
-    if (fresh.length > 0) stats.lastEventMs = this.#cursor.lastMs;
-    this.#logPublished(fresh.length, built.rejected);
-  }
-
-  #logPublished(rows: number, rejects: number): void {
-    const { until, topics: { rejects: topic } } = this.#options;
-    const { wiki } = this.#deps.site;
-    const lastMs = this.#cursor.lastMs;
-    if (rejects > 0) this.#log.warn("rows rejected", { count: rejects, topic });
-    const done = progress(this.#firstMs, lastMs, until, this.#deps.now());
-    this.#log.info("published", {
-      rows,
-      rejected: rejects,
-      last_ts: new Date(lastMs).toISOString(),
-      progress: done,
-    });
-    this.#options.progress?.(wiki, done, new Date(lastMs).toISOString());
-  }
-}
-
-function progress(
-  firstMs: number,
-  lastMs: number,
-  until: string | undefined,
-  nowMs: number,
-): number {
-  const end = until ? Date.parse(until) : nowMs;
-  if (end <= firstMs) return 1;
-  return Math.round(
-    Math.min(1, Math.max(0, (lastMs - firstMs) / (end - firstMs))) * 1000,
-  ) / 1000;
 }

@@ -34,6 +34,8 @@ export interface FakeOptions {
   faults?: Map<string, Fault[]>;
   /** Requires this User-Agent prefix; other agents get 403 like Wikimedia does. */
   requireUserAgent?: boolean;
+  /** The wiki's clock (`curtimestamp`), epoch ms; the local clock by default. */
+  clock?: () => number;
 }
 
 /** A running fake server. */
@@ -44,6 +46,10 @@ export interface FakeMediaWiki extends AsyncDisposable {
   requests: URL[];
   visible: Map<string, number>;
   faults: Map<string, Fault[]>;
+  /** rcids (as strings) held back per host even when inside `visible`: rows that show up late. */
+  hidden: Map<string, Set<string>>;
+  /** Per host: rows older than this ISO time are purged (as `$wgRCMaxAge` does). */
+  purgedBefore: Map<string, string>;
   close(): Promise<void>;
 }
 
@@ -164,6 +170,9 @@ export function startFakeMediaWiki(options: FakeOptions): FakeMediaWiki {
     new Map(options.wikis.map((w) => [w.host, w.rows.length]));
   const faults = options.faults ?? new Map<string, Fault[]>();
   const requests: URL[] = [];
+  const hidden = new Map<string, Set<string>>();
+  const purgedBefore = new Map<string, string>();
+  const clock = options.clock ?? Date.now;
   const byHost = new Map(options.wikis.map((w) => [w.host, w]));
   const pending = new Set<() => void>();
 
@@ -185,7 +194,7 @@ export function startFakeMediaWiki(options: FakeOptions): FakeMediaWiki {
       });
     }
     const p = url.searchParams;
-    const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+    const now = new Date(clock()).toISOString().replace(/\.\d+Z$/, "Z");
     if (p.get("meta") === "siteinfo") {
       return json({
         batchcomplete: true,
@@ -207,7 +216,17 @@ export function startFakeMediaWiki(options: FakeOptions): FakeMediaWiki {
       const injected = await inject(fault, pending);
       if (injected) return injected;
     }
-    const start = p.get("rcstart") ? Date.parse(p.get("rcstart")!) : -Infinity;
+    const purged = purgedBefore.get(host);
+    const start = Math.max(
+      p.get("rcstart") ? Date.parse(p.get("rcstart")!) : -Infinity,
+      purged ? Date.parse(purged) : -Infinity,
+    );
+    const limit = Math.min(
+      pageSize,
+      /^\d+$/.test(p.get("rclimit") ?? "")
+        ? Number(p.get("rclimit"))
+        : pageSize,
+    );
     const end = p.get("rcend") ? Date.parse(p.get("rcend")!) : Infinity;
     let from: { ts: number; id: bigint } | undefined;
     const cont = p.get("rccontinue");
@@ -224,24 +243,25 @@ export function startFakeMediaWiki(options: FakeOptions): FakeMediaWiki {
       }
       from = { ts: Date.parse(mwToIso(m[1]!)), id: BigInt(m[2]!) };
     }
+    const held = hidden.get(host);
     const shown = wiki.rows.slice(0, visible.get(host) ?? wiki.rows.length)
+      .filter((r) => !held?.has(String(r.rcid)))
       .sort(compareRows);
     const matching = shown.filter((r) => {
-      const ts = Date.parse(String(r.timestamp));
+      const { ts, id } = rowKey(r);
       if (ts < start || ts > end) return false;
-      if (
-        from &&
-        (ts < from.ts || (ts === from.ts && BigInt(String(r.rcid)) < from.id))
-      ) return false;
+      if (from && (ts < from.ts || (ts === from.ts && id < from.id))) {
+        return false;
+      }
       return true;
     });
-    const page = matching.slice(0, pageSize);
+    const page = matching.slice(0, limit);
     const body: Record<string, unknown> = {
       batchcomplete: true,
       curtimestamp: now,
       query: { recentchanges: page },
     };
-    const next = matching[pageSize];
+    const next = matching[limit];
     if (next) {
       body.continue = {
         rccontinue: `${isoToMw(String(next.timestamp))}|${next.rcid}`,
@@ -274,6 +294,8 @@ export function startFakeMediaWiki(options: FakeOptions): FakeMediaWiki {
     requests,
     visible,
     faults,
+    hidden,
+    purgedBefore,
     close,
     [Symbol.asyncDispose]: close,
   };
@@ -350,14 +372,26 @@ export function json(
   });
 }
 
+/** (time, rcid) of each row, parsed once (sorting a few hundred thousand rows per request). */
+const ROW_KEYS = new WeakMap<object, { ts: number; id: bigint }>();
+
+function rowKey(r: Record<string, unknown>): { ts: number; id: bigint } {
+  let k = ROW_KEYS.get(r);
+  if (!k) {
+    k = { ts: Date.parse(String(r.timestamp)), id: BigInt(String(r.rcid)) };
+    ROW_KEYS.set(r, k);
+  }
+  return k;
+}
+
 function compareRows(
   a: Record<string, unknown>,
   b: Record<string, unknown>,
 ): number {
-  const d = Date.parse(String(a.timestamp)) - Date.parse(String(b.timestamp));
+  const ka = rowKey(a), kb = rowKey(b);
+  const d = ka.ts - kb.ts;
   if (d !== 0) return d;
-  const x = BigInt(String(a.rcid)), y = BigInt(String(b.rcid));
-  return x < y ? -1 : x > y ? 1 : 0;
+  return ka.id < kb.id ? -1 : ka.id > kb.id ? 1 : 0;
 }
 
 function dedupe(rows: Record<string, unknown>[]): Record<string, unknown>[] {

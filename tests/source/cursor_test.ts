@@ -1,58 +1,118 @@
 import assert from "node:assert/strict";
 import { Cursor } from "../../lib/source/cursor.ts";
+import { IdRanges } from "../../lib/source/_id_ranges.ts";
+import { loadStreamAsApiWiki } from "../fakes/fake_mediawiki.ts";
 
 Deno.test.sanitizer?.({ ops: true, resources: true });
 
 const T = Date.parse("2024-04-26T00:00:00Z");
+const FAR = T + 86_400_000;
+const keep = (keepMs: number, wikiNowMs = FAR) => ({ keepMs, wikiNowMs });
 
 Deno.test("Cursor.startFor() re-reads the overlap but never before the floor", () => {
   const c = Cursor.at("2024-04-26T00:00:00Z");
   assert.equal(c.startFor(60_000), "2024-04-26T00:00:00.000Z");
-  const moved = c.advance([{ rcid: "1", timestampMs: T + 600_000 }], 60_000);
+  const moved = c.advance(
+    [{ rcid: "1", timestampMs: T + 600_000 }],
+    keep(60_000),
+  );
   assert.equal(moved.startFor(60_000), "2024-04-26T00:09:00.000Z");
 });
 
-Deno.test("Cursor.advance() remembers rows inside the overlap and forgets older ones", () => {
+Deno.test("Cursor.advance() remembers rows inside the window and forgets those no window reads", () => {
   let c = Cursor.at("2024-04-26T00:00:00Z");
   c = c.advance([{ rcid: "1", timestampMs: T + 1000 }, {
     rcid: "2",
     timestampMs: T + 50_000,
-  }], 60_000);
+  }], keep(60_000));
   assert.ok(c.has("1") && c.has("2"));
-  c = c.advance([{ rcid: "3", timestampMs: T + 100_000 }], 60_000);
-  assert.ok(!c.has("1"), "older than last - overlap");
-  assert.ok(c.has("2") && c.has("3"));
-  assert.equal(c.lastMs, T + 100_000);
+  c = c.advance([{ rcid: "3", timestampMs: T + 900_000 }], keep(60_000));
+  assert.ok(!c.has("1") && !c.has("2"), "older than last - window");
+  assert.ok(c.has("3"));
+  assert.equal(c.lastMs, T + 900_000);
 });
 
-Deno.test("Cursor.advance() never moves backwards for late rows", () => {
+Deno.test("Cursor.advance() keeps a late row's rcid while its time is inside the window", () => {
   let c = Cursor.at("2024-04-26T00:00:00Z").advance([{
-    rcid: "5",
-    timestampMs: T + 10_000,
-  }], 60_000);
-  c = c.advance([{ rcid: "4", timestampMs: T + 8000 }], 60_000);
-  assert.equal(c.lastMs, T + 10_000);
-  assert.ok(c.has("4"));
+    rcid: "500",
+    timestampMs: T + 3_600_000,
+  }], keep(21_600_000));
+  // A categorize row written by the job queue: high rcid, the revision's older time.
+  c = c.advance([{ rcid: "900", timestampMs: T + 60_000 }], keep(21_600_000));
+  assert.equal(c.lastMs, T + 3_600_000, "a late row never moves it back");
+  assert.ok(c.has("500") && c.has("900"));
 });
 
-Deno.test("Cursor.advance() bounds the seen-set", () => {
-  const rows = Array.from(
-    { length: 10 },
-    (_, i) => ({ rcid: String(i), timestampMs: T + i }),
-  );
-  const c = Cursor.at("2024-04-26T00:00:00Z").advance(rows, 60_000, 4);
-  assert.equal(c.seenCount, 4);
-  assert.ok(c.has("9") && !c.has("0"));
-});
-
-Deno.test("Cursor round-trips through its checkpoint", () => {
+Deno.test("Cursor.advance() never moves past the wiki's clock", () => {
   const c = Cursor.at("2024-04-26T00:00:00Z").advance([{
     rcid: "7",
-    timestampMs: T + 2000,
-  }], 60_000);
+    timestampMs: T + 3_600_000,
+  }], keep(60_000, T + 5000));
+  assert.equal(c.lastMs, T + 5000);
+  assert.ok(c.has("7"));
+});
+
+Deno.test("Cursor round-trips through its checkpoint, and restores the first form", () => {
+  const c = Cursor.at("2024-04-26T00:00:00Z").advance([
+    { rcid: "7", timestampMs: T + 2000 },
+    { rcid: "9", timestampMs: T + 2000 },
+  ], keep(60_000)).reconciled(T + 3000);
   const v = c.toCheckpoint("enwiki", "en.wikipedia.org", new Date(T));
   const back = Cursor.fromCheckpoint(JSON.parse(JSON.stringify(v)));
   assert.equal(back.lastMs, c.lastMs);
   assert.equal(back.floorMs, c.floorMs);
-  assert.ok(back.has("7"));
+  assert.equal(back.reconciledMs, T + 3000);
+  assert.ok(back.has("7") && back.has("9") && !back.has("8"));
+  const v1 = Cursor.fromCheckpoint({
+    v: 1,
+    wiki: "enwiki",
+    host: "en.wikipedia.org",
+    floor: "2024-04-26T00:00:00Z",
+    last_ts: "2024-04-26T00:00:02Z",
+    seen: [["7", T / 1000 + 2]],
+    updated_at: "2024-04-26T00:00:02Z",
+  });
+  assert.ok(v1.has("7") && !v1.has("8"));
+});
+
+Deno.test("IdRanges encodes and decodes ranges exactly", () => {
+  const r = new IdRanges();
+  for (const id of [5n, 6n, 7n, 9n, 2n ** 62n, 2n ** 62n + 1n, 1n]) r.add(id);
+  assert.equal(r.rangeCount, 4);
+  const back = IdRanges.decode(r.encode());
+  assert.equal(back.encode(), r.encode());
+  for (const id of [1n, 5n, 7n, 9n, 2n ** 62n + 1n]) assert.ok(back.has(id));
+  for (const id of [2n, 8n, 10n]) assert.ok(!back.has(id));
+  assert.throws(() => IdRanges.decode("5,?"), RangeError);
+});
+
+Deno.test("the checkpoint stays under 64 KiB with 6 h of rcids at Wikidata's rate", () => {
+  // The recorded 2018 Wikidata capture (3,818 rows, 12/s, with its real rcid gaps) repeated with
+  // shifted rcids and times until it covers 6 h at 15 rows/s.
+  const rows = loadStreamAsApiWiki().rows.map((r) => ({
+    id: BigInt(String(r.rcid)),
+    ts: Date.parse(String(r.timestamp)),
+  }));
+  const low = rows.reduce((m, r) => r.id < m ? r.id : m, rows[0]!.id);
+  const high = rows.reduce((m, r) => r.id > m ? r.id : m, rows[0]!.id);
+  const t0 = Math.min(...rows.map((r) => r.ts));
+  const period = Math.round(rows.length / 15 * 1000);
+  const copies = Math.ceil(21_600_000 / period);
+  let c = Cursor.at(new Date(t0).toISOString());
+  let largest = 0;
+  for (let k = 0; k < copies; k++) {
+    const page = rows.map((r) => ({
+      rcid: String(r.id + BigInt(k) * (high - low + 1n)),
+      timestampMs: r.ts + k * period,
+    }));
+    c = c.advance(page, keep(21_600_000, t0 + (k + 1) * period + 60_000));
+    const size =
+      JSON.stringify(c.toCheckpoint("wikidatawiki", "www.wikidata.org")).length;
+    largest = Math.max(largest, size);
+  }
+  assert.ok(c.seenCount >= 15 * 21_600 * 0.95, `remembers ${c.seenCount}`);
+  assert.ok(largest < 64 * 1024, `largest checkpoint ${largest} bytes`);
+  // Every id of the last 6 h is still remembered.
+  const k = copies - 1;
+  assert.ok(c.has(String(rows[0]!.id + BigInt(k) * (high - low + 1n))));
 });
