@@ -234,6 +234,7 @@ function followStream(
     log: run.log,
     signal: options.signal,
     stats: s,
+    sleep: options.sleep,
   }).catch((err: unknown) => {
     if (!options.signal.aborted) throw err;
   });

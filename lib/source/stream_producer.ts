@@ -1,5 +1,7 @@
 /** @module Follows EventStreams `recentchange`: dedupe on meta.id, batch, publish with a resumable checkpoint. */
 import type { Logger } from "../core/log.ts";
+import { sleep as defaultSleep } from "../core/retry.ts";
+import { PollBackoff } from "./_poll_backoff.ts";
 import type { OutRecord } from "../kafka/client.ts";
 import type { PollerStats, Publisher } from "./poller.ts";
 import {
@@ -35,9 +37,13 @@ export interface StreamProducerOptions {
   log: Logger;
   signal: AbortSignal;
   stats: PollerStats;
+  /** Most events held before reading pauses for the next flush. */
   batchSize?: number;
+  /** Least time between two transactions (and so between two checkpoints). */
   flushMs?: number;
   seenMax?: number;
+  /** Waits of the publish backoff; tests pass a faster one. */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   /** Test hook: how the stream is read. */
   read?: (options: EventStreamOptions) => AsyncIterable<StreamMessage>;
 }
@@ -45,10 +51,15 @@ export interface StreamProducerOptions {
 /** Checkpoint key of the stream source. */
 export const STREAM_CHECKPOINT_KEY = "eventstreams";
 
+/** Upper bound of a stream checkpoint's JSON, in characters (Kafka's limit is far above). */
+const MAX_CHECKPOINT_CHARS = 60_000;
+
 /**
- * Reads the stream until `signal` aborts. Every `flushMs` (or `batchSize` events) one Kafka
- * transaction publishes the new events, the rejects and the checkpoint (last event id and recent
- * meta.ids), so a restart resumes after the last published event, with repeats dropped.
+ * Reads the stream until `signal` aborts. At most once per `flushMs`, and only when something
+ * changed, one Kafka transaction publishes the new events, the rejects and the checkpoint (last
+ * event id and recent meta.ids), so a restart resumes after the last published event, with
+ * repeats dropped. A failed publish is retried with backoff (like the poller), keeping the batch;
+ * only a fenced publisher or the abort ends the loop.
  */
 export async function followEventStream(
   options: StreamProducerOptions,
@@ -56,7 +67,25 @@ export async function followEventStream(
   const { log, stats, signal } = options;
   const batchSize = options.batchSize ?? 500;
   const flushMs = options.flushMs ?? 1000;
+  const sleep = options.sleep ?? defaultSleep;
+  const backoff = new PollBackoff({
+    host: "eventstreams",
+    log,
+    signal,
+    stats,
+    sleep,
+  });
   const batch = new StreamBatch(options);
+  const flush = async () => {
+    if (
+      await batch.flush().then(
+        () => true,
+        (err) => backoff.failed(err).then(() => false),
+      )
+    ) {
+      backoff.reset();
+    }
+  };
   const iterator = openEventStream(options, batch.lastId);
   let next = iterator.next();
   log.info("following event stream", {
@@ -66,16 +95,21 @@ export async function followEventStream(
   });
   try {
     while (!signal.aborted) {
+      if (batch.size >= batchSize) {
+        // Full: stop reading until the next flush is allowed.
+        await sleep(batch.msUntilFlush(flushMs), signal).catch(() => {});
+        await flush();
+        continue;
+      }
       const got = await nextOrTick(next, batch.msUntilFlush(flushMs));
       if (got === "tick") {
-        await batch.flush();
+        await flush();
         continue;
       }
       if (got.done) break;
       next = iterator.next();
       stats.polls++;
       batch.add(got.value);
-      if (batch.size >= batchSize) await batch.flush();
     }
   } finally {
     if (!signal.aborted) await batch.flush();
@@ -134,11 +168,12 @@ class StreamBatch {
   #committedId: string;
   #pending: OutRecord[] = [];
   #pendingIds = new Set<string>();
-  #firstAt = 0;
+  /** When the last transaction committed (0: none yet). */
+  #flushedAt = 0;
 
   constructor(options: StreamProducerOptions) {
     this.#options = options;
-    this.#seenMax = options.seenMax ?? 20_000;
+    this.#seenMax = options.seenMax ?? 1200;
     this.#all = options.wikis.includes("*");
     this.#wanted = new Set(options.wikis);
     this.#seen = new Set(options.restored?.seen ?? []);
@@ -156,25 +191,21 @@ class StreamBatch {
     return this.#pending.length;
   }
 
-  /** How long until the batch is due: `flushMs` after its first message, or a full `flushMs`. */
+  /** How long until a flush is allowed: `flushMs` after the last one (a full `flushMs` when idle). */
   msUntilFlush(flushMs: number): number {
-    return this.#firstAt
-      ? Math.max(0, this.#firstAt + flushMs - Date.now())
-      : flushMs;
+    if (!this.#changed()) return flushMs;
+    return Math.max(0, this.#flushedAt + flushMs - Date.now());
   }
 
   /** Takes one message: a reject, a new event, or nothing (other wiki, repeat). */
   add(msg: StreamMessage): void {
     this.#handle(msg);
-    if (!this.#firstAt) this.#firstAt = Date.now();
   }
 
   /** Publishes the pending records with the checkpoint in one transaction, if anything moved. */
   async flush(): Promise<void> {
     const { publisher, stats, log } = this.#options;
-    if (this.#pending.length === 0 && this.#lastId === this.#committedId) {
-      return;
-    }
+    if (!this.#changed()) return;
     const pending = this.#pending;
     const records = [...pending, this.#checkpointRecord()];
     const events =
@@ -183,6 +214,7 @@ class StreamBatch {
     stats.published += events;
     stats.rejected += pending.length - events;
     stats.lastSuccessMs = Date.now();
+    this.#flushedAt = stats.lastSuccessMs;
     this.#committedId = this.#lastId;
     if (events > 0) {
       log.info("published", {
@@ -193,7 +225,10 @@ class StreamBatch {
     }
     this.#pending = [];
     this.#pendingIds = new Set();
-    this.#firstAt = 0;
+  }
+
+  #changed(): boolean {
+    return this.#pending.length > 0 || this.#lastId !== this.#committedId;
   }
 
   #handle(msg: StreamMessage): void {
@@ -227,10 +262,19 @@ class StreamBatch {
       seen: [...this.#seen],
       updated_at: new Date().toISOString(),
     };
+    let value = JSON.stringify(checkpoint);
+    while (value.length > MAX_CHECKPOINT_CHARS && checkpoint.seen.length > 0) {
+      // Long ids: remember fewer (a forgotten repeat is dropped by the sink).
+      checkpoint.seen = checkpoint.seen.slice(
+        Math.ceil(checkpoint.seen.length / 10),
+      );
+      this.#seen = new Set(checkpoint.seen);
+      value = JSON.stringify(checkpoint);
+    }
     return {
       topic: this.#options.topics.checkpoints,
       key: STREAM_CHECKPOINT_KEY,
-      value: JSON.stringify(checkpoint),
+      value,
     };
   }
 }
