@@ -9,6 +9,10 @@ export interface Flags {
   since?: string;
   until?: string;
   idleExitMs?: number;
+  /** `--wikis a,b`: host names (the audit). */
+  wikis?: string[];
+  /** `--repair` (the audit). */
+  repair?: boolean;
 }
 
 /** Parses flags; throws ConfigError naming the bad flag. */
@@ -17,6 +21,8 @@ export function parseFlags(args: string[], allowed: (keyof Flags)[]): Flags {
     since: { type: "string" },
     until: { type: "string" },
     "idle-exit": { type: "string" },
+    wikis: { type: "string" },
+    repair: { type: "boolean" },
   } as const;
   let values;
   try {
@@ -46,6 +52,10 @@ export function parseFlags(args: string[], allowed: (keyof Flags)[]): Flags {
         );
       }
       flags[key] = new Date(value).toISOString();
+    } else if (key === "wikis") {
+      flags.wikis = parseWikis(String(value));
+    } else if (key === "repair") {
+      flags.repair = value === true;
     } else {
       const secs = Number(value);
       if (!Number.isFinite(secs) || secs < 0) {
@@ -60,6 +70,18 @@ export function parseFlags(args: string[], allowed: (keyof Flags)[]): Flags {
     throw new ConfigError("Invalid flags: --since is after --until");
   }
   return flags;
+}
+
+function parseWikis(value: string): string[] {
+  const hosts = value.split(",").map((h) => h.trim()).filter(Boolean);
+  if (
+    hosts.length === 0 || hosts.some((h) => !/^[a-z0-9.-]+(:\d+)?$/i.test(h))
+  ) {
+    throw new ConfigError(
+      "Invalid flag --wikis: expected comma-separated host names such as www.wikidata.org",
+    );
+  }
+  return hosts;
 }
 
 /** Loads config and flags, or logs the problem and returns the exit code 2. */

@@ -98,3 +98,9 @@ function defaultWrite(line: string, level: LogLevel) {
   // deno-lint-ignore no-console
   else console.log(line);
 }
+
+/** Writes one line of a command's output (not a log line) to stdout. */
+export function writeLine(line: string): void {
+  // deno-lint-ignore no-console
+  console.log(line);
+}

@@ -190,6 +190,7 @@ async function restoreCheckpoints(
   let streamCheckpoint: StreamCheckpoint | undefined;
   const stored = await readCompacted(kafka, topic, options);
   for (const [key, value] of stored) {
+    if (key.startsWith("audit:")) continue; // the audit's repair progress
     try {
       const v = JSON.parse(value);
       if (
