@@ -49,6 +49,7 @@ export async function createTransactionalPublisher(
       });
       broken = false;
     }
+    const began = Date.now();
     try {
       const txn = await producer.transaction();
       try {
@@ -59,7 +60,7 @@ export async function createTransactionalPublisher(
         throw err;
       }
     } catch (err) {
-      fenced = asFenced(err, transactionalId);
+      fenced = fencedIn(err, began, transactionalId);
       if (fenced) {
         options.log.error("producer fenced, publishing stops", {
           transactional_id: transactionalId,
@@ -113,7 +114,7 @@ async function connectProducer(
     idempotent: true,
     transactionalId,
     maxInFlightRequests: 1,
-    transactionTimeout: 60_000,
+    transactionTimeout: TRANSACTION_TIMEOUT_MS,
     // The coordinator answers CONCURRENT_TRANSACTIONS for a moment after each commit; retry that
     // quickly (as the Java client does) instead of after the client-wide 300 ms.
     retry: { initialRetryTime: 20, retries: 12, maxRetryTime: 10_000 },
@@ -134,9 +135,26 @@ async function connectProducer(
   return producer;
 }
 
+/** How long the coordinator lets one transaction stay open before aborting it. */
+const TRANSACTION_TIMEOUT_MS = 60_000;
+
 /** Kafka's error codes for "a newer producer holds this transactional id". */
 const FENCED_TYPES = new Set(["INVALID_PRODUCER_EPOCH", "PRODUCER_FENCED"]);
 const FENCED_CODES = new Set([47, 90]);
+
+/**
+ * The FencedError of a failed transaction begun at `began`, if it was fenced. The same broker
+ * error also means "this transaction outlived transactionTimeout and the coordinator aborted it"
+ * (a long broker outage mid-transaction): that one is not a fence, and is retried.
+ */
+function fencedIn(
+  err: unknown,
+  began: number,
+  transactionalId: string,
+): FencedError | undefined {
+  if (Date.now() - began >= TRANSACTION_TIMEOUT_MS) return undefined;
+  return asFenced(err, transactionalId);
+}
 
 /** A {@linkcode FencedError} when `err` (or one of its causes) says the id was fenced. */
 export function asFenced(
