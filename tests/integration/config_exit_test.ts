@@ -24,6 +24,8 @@ const BAD: Record<string, string> = {
   MEDIAWIKI_API_URL: "http://127.0.0.1/w/api.php",
   POLL_INTERVAL_MS: "5",
   POLL_OVERLAP_SECONDS: "-1",
+  RECONCILE_WINDOW_SECONDS: "6h",
+  RECONCILE_INTERVAL_SECONDS: "0",
   HTTP_TIMEOUT_MS: "soon",
   USER_AGENT: "short",
   HTTP_PORT: "70000",
