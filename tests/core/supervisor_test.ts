@@ -5,7 +5,7 @@ import {
   type Service,
   type Supervisor,
 } from "../../lib/core/supervisor.ts";
-import { ConfigError, isFatal } from "../../lib/core/errors.ts";
+import { ConfigError, FencedError, isFatal } from "../../lib/core/errors.ts";
 import { captureLogger } from "../_helpers.ts";
 
 Deno.test.sanitizer({ ops: true, resources: true });
@@ -110,9 +110,12 @@ Deno.test("createSupervisor() closes and restarts an instance that failed while 
 });
 
 Deno.test("createSupervisor() rethrows a fatal error and never restarts", async (t) => {
-  const fenced = Object.assign(new Error("Producer fenced"), {
-    name: "KafkaJSProtocolError",
-    type: "PRODUCER_FENCED",
+  // The publisher turns Kafka's PRODUCER_FENCED into a FencedError (lib/kafka/publisher.ts).
+  const fenced = new FencedError("test-txn", {
+    cause: Object.assign(new Error("Producer fenced"), {
+      name: "KafkaJSProtocolError",
+      type: "PRODUCER_FENCED",
+    }),
   });
   const sasl = Object.assign(new Error("SASL PLAIN authentication failed"), {
     name: "KafkaJSSASLAuthenticationError",

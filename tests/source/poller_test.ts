@@ -8,7 +8,7 @@ import { Cursor } from "../../lib/source/cursor.ts";
 import { noopLogger } from "../../lib/core/log.ts";
 import type { OutRecord } from "../../lib/kafka/client.ts";
 import type { RecentChangesSource } from "../../lib/source/action_api.ts";
-import { UpstreamError } from "../../lib/core/errors.ts";
+import { FencedError, UpstreamError } from "../../lib/core/errors.ts";
 import { loadRecordedWikis } from "../fakes/fake_mediawiki.ts";
 
 Deno.test.sanitizer?.({ ops: true, resources: true });
@@ -166,9 +166,12 @@ Deno.test("pollWiki() stops on a fenced producer instead of retrying, and caps a
     }).catch((err) => err);
   };
   await t.step("fenced: rejects at once", async () => {
-    const fenced = Object.assign(new Error("Producer fenced"), {
-      name: "KafkaJSProtocolError",
-      type: "PRODUCER_FENCED",
+    // The publisher turns Kafka's PRODUCER_FENCED into a FencedError (lib/kafka/publisher.ts).
+    const fenced = new FencedError("test-txn", {
+      cause: Object.assign(new Error("Producer fenced"), {
+        name: "KafkaJSProtocolError",
+        type: "PRODUCER_FENCED",
+      }),
     });
     const sleeps: number[] = [];
     const got = await run(() => Promise.reject(fenced), sleeps);
