@@ -40,6 +40,12 @@ export interface SupervisorOptions<S extends Service> {
   maxDelayMs?: number;
   /** An outage is logged when it starts, then at most once per this interval (60 s). */
   logEveryMs?: number;
+  /**
+   * An outage is over (backoff and attempts reset, one "running again" line) only once the
+   * restarted instance has run this long (60 s): one that starts and fails at once keeps backing
+   * off and logging once per interval, instead of restarting every second.
+   */
+  stableMs?: number;
   isFatal?(err: unknown): boolean;
   sleep?(ms: number, signal?: AbortSignal): Promise<void>;
 }
@@ -89,11 +95,18 @@ export function createSupervisor<S extends Service>(
   };
 }
 
+interface OutageState {
+  public: Omit<Outage, "retry_in_ms">;
+  nextAt: number;
+  loggedAt: number;
+}
+
 interface State<S> {
   current: S | undefined;
-  outage:
-    | { public: Omit<Outage, "retry_in_ms">; nextAt: number; loggedAt: number }
-    | undefined;
+  /** The outage being waited out (reported on /readyz). */
+  outage: OutageState | undefined;
+  /** The last outage, while a restarted instance has not yet run `stableMs`. */
+  recent?: OutageState;
   starts: number;
   /** Dependencies a running instance reported failing. */
   down: Set<string>;
@@ -107,13 +120,14 @@ async function runLoop<S extends Service>(
   const { signal } = options;
   while (!signal.aborted) {
     let service: S | undefined;
+    let stable: ReturnType<typeof setTimeout> | undefined;
     try {
       state.starts++;
       service = await startUnlessAborted(options);
       if (!service) return;
       state.current = service;
       state.down.clear();
-      recovered(options, state);
+      stable = running(options, state);
       await service.done;
       return; // finished on its own (--until, --idle-exit) or on abort
     } catch (err) {
@@ -122,6 +136,8 @@ async function runLoop<S extends Service>(
       await service?.close().catch(() => {});
       state.current = undefined;
       await waitOut(options, state, err);
+    } finally {
+      clearTimeout(stable);
     }
   }
 }
@@ -152,7 +168,8 @@ async function waitOut<S extends Service>(
   const { log, name } = options;
   const dependency = options.dependencyOf(err);
   const now = Date.now();
-  const prev = state.outage;
+  const prev = state.outage ?? state.recent;
+  state.recent = undefined;
   const attempts = prev && prev.public.dependency === dependency
     ? prev.public.attempts + 1
     : 1;
@@ -179,14 +196,31 @@ async function waitOut<S extends Service>(
   await (options.sleep ?? defaultSleep)(delay, options.signal).catch(() => {});
 }
 
-/** Ends the outage, if there was one, with one log line. */
+/**
+ * An instance runs: the outage is no longer reported, but remembered (backoff, attempts) until the
+ * instance has run `stableMs`; then it is over, with one log line. Returns that timer.
+ */
+function running<S extends Service>(
+  options: SupervisorOptions<S>,
+  state: State<S>,
+): ReturnType<typeof setTimeout> | undefined {
+  state.recent = state.outage ?? state.recent;
+  state.outage = undefined;
+  if (!state.recent) return undefined;
+  return setTimeout(
+    () => recovered(options, state),
+    options.stableMs ?? 60_000,
+  );
+}
+
+/** Ends the remembered outage with one log line. */
 function recovered<S extends Service>(
   options: SupervisorOptions<S>,
   state: State<S>,
 ): void {
-  const o = state.outage;
+  const o = state.recent;
   if (!o) return;
-  state.outage = undefined;
+  state.recent = undefined;
   options.log.info(`${options.name} running again`, {
     dependency: o.public.dependency,
     down_s: Math.round((Date.now() - Date.parse(o.public.since)) / 1000),

@@ -92,10 +92,9 @@ const flag = (f: (typeof FLAGS)[number]) => `(t.${f} or excluded.${f})`;
  * What a second source row for a known (wiki, rcid) may change: it fills in what the first one
  * lacked (EventStreams rows have no page id, user id, tags or sha1), never overwrites a known value
  * with NULL and never fills in a hidden field. The columns the per-minute activity counts
- * (type, time, sizes, bot and anon flags), `raw` and the Kafka position stay as first written.
+ * (type, time, namespace, sizes, bot and anon flags), `raw` and the Kafka position stay as first written.
  */
 const FILL: Record<string, string> = {
-  namespace: "coalesce(t.namespace, excluded.namespace)",
   title: `case when ${
     flag("action_hidden")
   } then null else coalesce(t.title, excluded.title) end`,

@@ -13,7 +13,8 @@ export interface MigrateOptions {
 const DEFAULT_DIR = new URL("../../migrations/", import.meta.url);
 
 /**
- * Applies each pending migration in its own transaction; returns the versions applied. A file
+ * Applies each pending migration in its own transaction, one migrator at a time (a session
+ * advisory lock, taken by polling); returns the versions applied. A file
  * whose first line is `-- migrate: no-transaction` runs statement by statement outside any
  * transaction (for `create index concurrently`), and is recorded once all its statements ran. Its
  * statements end with `;` at the end of a line, must be safe to re-run (a failed run is retried
@@ -28,25 +29,62 @@ export async function migrate(
     .filter((e) => e.isFile && /^\d{4}_.+\.sql$/.test(e.name))
     .map((e) => e.name)
     .sort();
-  await sql`create table if not exists schema_migrations (
-    version text primary key, applied_at timestamptz not null default now())`;
-  const applied = new Set(
-    (await sql<{ version: string }[]>`select version from schema_migrations`)
-      .map((r) => r.version),
-  );
+  // One migrator at a time. The lock is taken by polling, never by a blocking wait: a migrator
+  // blocked inside a statement holds a snapshot, which `create index concurrently` in the
+  // migrator holding the lock waits for (a deadlock, seen with two consumers starting at once).
+  const lock = await sql.reserve();
+  try {
+    await pollAdvisoryLock(lock);
+    try {
+      await lock`create table if not exists schema_migrations (
+        version text primary key, applied_at timestamptz not null default now())`;
+      const applied = new Set(
+        (await lock<
+          { version: string }[]
+        >`select version from schema_migrations`)
+          .map((r) => r.version),
+      );
+      const pending = files.filter((f) =>
+        !applied.has(f.replace(/\.sql$/, ""))
+      );
+      return await applyPending(lock, dir, pending, options.log);
+    } finally {
+      await lock`select pg_advisory_unlock(hashtext(${LOCK_KEY}))`;
+    }
+  } finally {
+    lock.release();
+  }
+}
+
+/** Applies the pending files in order (the caller holds the migration lock on `lock`). */
+async function applyPending(
+  lock: Reserved,
+  dir: URL,
+  pending: string[],
+  log: Logger | undefined,
+): Promise<string[]> {
   const done: string[] = [];
-  for (const file of files) {
+  for (const file of pending) {
     const version = file.replace(/\.sql$/, "");
-    if (applied.has(version)) continue;
     const text = await Deno.readTextFile(new URL(file, dir));
     const ran = NO_TRANSACTION.test(text)
-      ? await applyOutsideTransaction(sql, version, text)
-      : await applyInTransaction(sql, version, text);
+      ? await applyOutsideTransaction(lock, version, text)
+      : await applyInTransaction(lock, version, text);
     if (!ran) continue;
     done.push(version);
-    options.log?.info("migration applied", { version });
+    log?.info("migration applied", { version });
   }
   return done;
+}
+
+/** Takes the session-level migration lock, retrying a non-blocking try every 200 ms. */
+async function pollAdvisoryLock(conn: Reserved): Promise<void> {
+  for (;;) {
+    const [r] = await conn<{ ok: boolean }[]>`
+      select pg_try_advisory_lock(hashtext(${LOCK_KEY})) as ok`;
+    if (r?.ok) return;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
 }
 
 type Reserved = Awaited<ReturnType<Sql["reserve"]>>;
@@ -56,49 +94,42 @@ const LOCK_KEY = "wikistream.migrate";
 
 /** Runs one migration and records it in one transaction; false if another migrator did it. */
 async function applyInTransaction(
-  sql: Sql,
+  conn: Reserved,
   version: string,
   text: string,
 ): Promise<boolean> {
-  return await sql.begin(async (tx) => {
-    // One advisory lock makes concurrent migrators (two consumers starting) take turns.
-    await tx`select pg_advisory_xact_lock(hashtext(${LOCK_KEY}))`;
+  await conn`begin`;
+  try {
     const [again] =
-      await tx`select 1 from schema_migrations where version = ${version}`;
-    if (again) return false;
-    await tx.unsafe(text);
-    await tx`insert into schema_migrations (version) values (${version})`;
-    return true;
-  });
+      await conn`select 1 from schema_migrations where version = ${version}`;
+    if (!again) {
+      await conn.unsafe(text);
+      await conn`insert into schema_migrations (version) values (${version})`;
+    }
+    await conn`commit`;
+    return !again;
+  } catch (err) {
+    await conn`rollback`.catch(() => {});
+    throw err;
+  }
 }
 
-/** Runs a no-transaction migration's statements one by one on one connection, then records it. */
+/** Runs a no-transaction migration's statements one by one, then records it. */
 async function applyOutsideTransaction(
-  sql: Sql,
+  conn: Reserved,
   version: string,
   text: string,
 ): Promise<boolean> {
-  const conn = await sql.reserve();
-  try {
-    // The session form of the same lock: transactional migrators wait for this one and back.
-    await conn`select pg_advisory_lock(hashtext(${LOCK_KEY}))`;
-    try {
-      const [again] =
-        await conn`select 1 from schema_migrations where version = ${version}`;
-      if (again) return false;
-      for (const statement of splitStatements(text)) {
-        for (const s of await expandPartitions(conn, statement)) {
-          await conn.unsafe(s);
-        }
-      }
-      await conn`insert into schema_migrations (version) values (${version})`;
-      return true;
-    } finally {
-      await conn`select pg_advisory_unlock(hashtext(${LOCK_KEY}))`;
+  const [again] =
+    await conn`select 1 from schema_migrations where version = ${version}`;
+  if (again) return false;
+  for (const statement of splitStatements(text)) {
+    for (const s of await expandPartitions(conn, statement)) {
+      await conn.unsafe(s);
     }
-  } finally {
-    conn.release();
   }
+  await conn`insert into schema_migrations (version) values (${version})`;
+  return true;
 }
 
 /** Splits SQL into statements at each `;` that ends a line; comment-only lines are dropped. */

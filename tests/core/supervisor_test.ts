@@ -47,6 +47,7 @@ Deno.test("createSupervisor() waits out failed starts with capped backoff, then 
     log,
     signal: controller.signal,
     maxDelayMs: 4000,
+    stableMs: 0,
     sleep: (ms: number): Promise<void> => {
       waits.push(ms);
       const o = sup.outage();
@@ -181,4 +182,34 @@ Deno.test("createSupervisor() stops waiting when the signal aborts during a star
   await new Promise((r) => setTimeout(r, 0));
   assert.equal(late.service.closed(), 1, "the late instance is closed");
   late.done.resolve();
+});
+
+Deno.test("createSupervisor() keeps backing off an instance that starts and fails at once", async () => {
+  const log = captureLogger("info");
+  const controller = new AbortController();
+  const waits: number[] = [];
+  const sup: Supervisor<Service> = createSupervisor({
+    name: "consumer",
+    dependencies: ["kafka"],
+    dependencyOf: () => "kafka",
+    log,
+    signal: controller.signal,
+    maxDelayMs: 30_000,
+    sleep: (ms: number): Promise<void> => {
+      waits.push(ms);
+      if (waits.length >= 8) controller.abort();
+      return Promise.resolve();
+    },
+    // Starts, then fails straight away: never stable.
+    start: () =>
+      Promise.resolve({
+        done: Promise.reject(connRefused()),
+        close: () => Promise.resolve(),
+      }),
+  });
+  await sup.run();
+  assert.equal(waits.length, 8);
+  assert.ok(waits[7]! >= 20_000, `backoff grows: ${waits}`);
+  const msgs = log.lines.map((l) => l.msg);
+  assert.deepEqual(msgs, ["consumer cannot reach kafka, waiting for it"]);
 });
