@@ -4,6 +4,13 @@
 #   scripts/services.sh start   # prints `export KAFKA_BROKERS=...` and `export DATABASE_URL=...`
 #   scripts/services.sh stop
 #   scripts/services.sh env     # prints the settings only
+#   scripts/services.sh admin-url  # the superuser's URL (tests create databases with it)
+# PostgreSQL asks every client for a password (scram-sha-256, loopback only). initdb generates two
+# random passwords into files only their owner can read: pg.admin.password (the superuser
+# `postgres`) and pg.wikistream.password (the pipeline's role `wikistream`: no superuser, no
+# CREATEDB, no CREATEROLE; it owns the public schema of wiki_data and nothing else). A cluster made
+# by the old script (trust authentication, `wikistream` the superuser) is switched in place, data
+# kept: see upgrade_trust_cluster.
 # Ports: WIKISTREAM_KAFKA_PORT (19092; the controller uses +1), WIKISTREAM_PG_PORT (15432).
 # WIKISTREAM_SERVICES_DIR (.cache/services) holds their data: a test that stops and restarts
 # brokers can run its own pair on other ports and another folder.
@@ -30,7 +37,7 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 print_env() {
   echo "export KAFKA_BROKERS=127.0.0.1:$kafka_port"
-  echo "export DATABASE_URL=postgres://wikistream@127.0.0.1:$pg_port/wiki_data"
+  echo "export DATABASE_URL=postgres://wikistream:$(cat "$state/pg.wikistream.password")@127.0.0.1:$pg_port/wiki_data"
 }
 
 # --- Kafka --------------------------------------------------------------------------------------
@@ -138,19 +145,38 @@ as_pg() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+# A random password (URL-safe, so it needs no escaping in DATABASE_URL) in a file only we can read.
+new_password() {
+  [ -s "$1" ] && return
+  (umask 077 && head -c 24 /dev/urandom | base64 | tr '+/' '-_' >"$1")
+}
+
+# psql as `user` (password from its file) on `db`; extra arguments follow.
+pg_sql() {
+  local user=$1 db=$2 file=$3
+  shift 3
+  PGPASSWORD=$(cat "$file") "$bin/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg_port" \
+    -U "$user" -d "$db" "$@"
+}
+pg_admin() { pg_sql postgres "$1" "$state/pg.admin.password" "${@:2}"; }
+
 start_pg() {
-  local bin
   bin=$(pg_bin)
   mkdir -p "$state"
+  new_password "$state/pg.admin.password"
+  new_password "$state/pg.wikistream.password"
   if [ ! -f "$pg_dir/PG_VERSION" ]; then
     mkdir -p "$pg_dir"
     [ "$(id -u)" = 0 ] && chown postgres: "$pg_dir"
     chmod 700 "$pg_dir"
-    as_pg "$bin/initdb" -D "$pg_dir" -U wikistream --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
+    # initdb reads the superuser's password from a file of the server's user, removed after.
+    install -m 600 "$state/pg.admin.password" "$state/initdb.pw"
+    [ "$(id -u)" = 0 ] && chown postgres: "$state/initdb.pw"
+    as_pg "$bin/initdb" -D "$pg_dir" -U postgres --pwfile="$state/initdb.pw" \
+      --auth-host=scram-sha-256 --auth-local=scram-sha-256 -E UTF8 --locale=C.UTF-8 >/dev/null
+    rm -f "$state/initdb.pw"
   fi
-  if as_pg "$bin/pg_ctl" -D "$pg_dir" status >/dev/null 2>&1; then
-    :
-  else
+  if ! as_pg "$bin/pg_ctl" -D "$pg_dir" status >/dev/null 2>&1; then
     local ssl=""
     if [ -n "${WIKISTREAM_PG_SSL_DIR:-}" ]; then
       # The server refuses a key that others can read; it must belong to the server's user.
@@ -163,15 +189,80 @@ start_pg() {
       -o "-p $pg_port -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=200 -c fsync=off -c synchronous_commit=off -c full_page_writes=off$ssl" \
       start >/dev/null
   fi
-  if ! as_pg "$bin/psql" -h 127.0.0.1 -p "$pg_port" -U wikistream -d postgres -tAc \
-    "select 1 from pg_database where datname = 'wiki_data'" | grep -q 1; then
-    as_pg "$bin/createdb" -h 127.0.0.1 -p "$pg_port" -U wikistream wiki_data
+  if grep -qE '^[^#]*[[:space:]]trust([[:space:]]|$)' "$pg_dir/pg_hba.conf"; then
+    upgrade_trust_cluster
   fi
+  ensure_app_role
+}
+
+# The pipeline's role and database: the role owns wiki_data's public schema and nothing else.
+ensure_app_role() {
+  local pw
+  pw=$(cat "$state/pg.wikistream.password")
+  pg_admin postgres -v pw="$pw" <<'SQL'
+select format('create role wikistream login nosuperuser nocreatedb nocreaterole noreplication nobypassrls password %L', :'pw')
+  where not exists (select from pg_roles where rolname = 'wikistream') \gexec
+select format('alter role wikistream login nosuperuser nocreatedb nocreaterole noreplication nobypassrls password %L', :'pw') \gexec
+select 'create database wiki_data owner postgres'
+  where not exists (select from pg_database where datname = 'wiki_data') \gexec
+revoke all on database postgres from public;
+revoke all on database wiki_data from public;
+grant connect, temporary on database wiki_data to wikistream;
+SQL
+  pg_admin wiki_data -c "alter schema public owner to wikistream"
+}
+
+# A cluster from the old script: trust authentication and `wikistream` its (bootstrap) superuser.
+# Switched in place, data kept: the bootstrap superuser is renamed `postgres` and gets the admin
+# password, a new non-superuser `wikistream` takes over what the old one owned in wiki_data, and
+# pg_hba.conf asks for scram-sha-256. Trust is still on during these steps, so no password is needed.
+upgrade_trust_cluster() {
+  log "switching the PostgreSQL cluster in $pg_dir from trust to password authentication (data kept)"
+  local psql=("$bin/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg_port")
+  local boot
+  boot=$("${psql[@]}" -U wikistream -d postgres -tAc "select rolname from pg_roles where oid = 10" 2>/dev/null ||
+    "${psql[@]}" -U postgres -d postgres -tAc "select rolname from pg_roles where oid = 10")
+  if [ "$boot" = wikistream ]; then
+    "${psql[@]}" -U wikistream -d postgres -c "create role wikistream_upgrade superuser login"
+    "${psql[@]}" -U wikistream_upgrade -d postgres -c "alter role wikistream rename to postgres"
+    "${psql[@]}" -U wikistream_upgrade -d postgres -c "create role wikistream login"
+    if "${psql[@]}" -U postgres -d postgres -tAc "select 1 from pg_database where datname = 'wiki_data'" | grep -q 1; then
+      "${psql[@]}" -U wikistream_upgrade -d wiki_data <<'SQL'
+do $$
+declare r record;
+begin
+  for r in select c.oid::regclass as name, c.relkind from pg_class c
+      join pg_namespace n on n.oid = c.relnamespace
+      where c.relowner = 10 and c.relkind in ('r', 'p', 'v', 'm', 'f')
+        and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg_toast%'
+  loop
+    execute format('alter table %s owner to wikistream', r.name);
+  end loop;
+  for r in select c.oid::regclass as name from pg_class c
+      join pg_namespace n on n.oid = c.relnamespace
+      where c.relowner = 10 and c.relkind = 'S' and n.nspname not in ('pg_catalog', 'information_schema')
+  loop
+    execute format('alter sequence %s owner to wikistream', r.name);
+  end loop;
+  for r in select nspname from pg_namespace
+      where nspowner = 10 and nspname not like 'pg_%' and nspname <> 'information_schema'
+  loop
+    execute format('alter schema %I owner to wikistream', r.nspname);
+  end loop;
+end $$;
+SQL
+    fi
+    "${psql[@]}" -U postgres -d postgres -c "drop role wikistream_upgrade"
+  fi
+  "${psql[@]}" -U postgres -d postgres -v pw="$(cat "$state/pg.admin.password")" <<'SQL'
+alter role postgres password :'pw';
+SQL
+  as_pg sed -i -E 's/^([^#]*[[:space:]])trust([[:space:]]|$)/\1scram-sha-256\2/' "$pg_dir/pg_hba.conf"
+  "${psql[@]}" -U postgres -d postgres -tAc "select pg_reload_conf()" >/dev/null
 }
 
 stop_pg() {
   [ -f "$pg_dir/PG_VERSION" ] || return 0
-  local bin
   bin=$(pg_bin)
   as_pg "$bin/pg_ctl" -D "$pg_dir" status >/dev/null 2>&1 || return 0
   as_pg "$bin/pg_ctl" -D "$pg_dir" -m fast -w stop >/dev/null
@@ -189,6 +280,7 @@ case "${1:-start}" in
     log "stopped"
     ;;
   env) print_env ;;
+  admin-url) echo "postgres://postgres:$(cat "$state/pg.admin.password")@127.0.0.1:$pg_port/postgres" ;;
   start-kafka) start_kafka ;;
   stop-kafka) stop_kafka ;;
   start-pg) start_pg ;;

@@ -13,6 +13,9 @@ if ! services_env=$(bash scripts/services.sh start); then
 fi
 eval "$services_env"
 export KAFKA_BROKERS DATABASE_URL
+# The superuser, for tests only: they create schemas and databases that the pipeline's role owns.
+WIKISTREAM_PG_ADMIN_URL=$(bash scripts/services.sh admin-url)
+export WIKISTREAM_PG_ADMIN_URL
 # All permissions: playwright-core (the browser test) reads os.homedir() and /proc, which Deno
 # grants only with --allow-all, and writes a browser profile to the temp dir.
 exec deno test --allow-all "$@" tests/

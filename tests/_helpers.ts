@@ -2,6 +2,7 @@
 import { type Config, loadConfig } from "../lib/core/config.ts";
 import { connectDb, type Sql } from "../lib/sink/db.ts";
 import { createLogger, type Logger, type LogLevel } from "../lib/core/log.ts";
+import { createOwnedSchema } from "./_pg_admin.ts";
 
 /** A config for the local services with unique topic, group and transactional ids. */
 export function testConfig(overrides: Record<string, string> = {}): Config {
@@ -20,14 +21,14 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
   });
 }
 
-/** Creates a fresh schema; dispose drops it. */
+/** Creates a fresh schema owned by DATABASE_URL's role; dispose drops it (as that role). */
 export async function tempSchema(
   config: Config,
+  options: { adminUrl?: string } = {},
 ): Promise<{ name: string; sql: Sql } & AsyncDisposable> {
   const name = `t_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
-  const admin = connectDb(config.DATABASE_URL, { max: 1 });
-  await admin.unsafe(`create schema ${name}`);
-  await admin.end();
+  // The pipeline's role cannot create schemas: the superuser makes one the role owns.
+  await createOwnedSchema(config.DATABASE_URL, name, options);
   const sql = connectDb(config.DATABASE_URL, { schema: name, max: 2 });
   return {
     name,

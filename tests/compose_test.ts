@@ -215,6 +215,24 @@ Deno.test("compose.yaml hard-codes no secret", () => {
   assert.match(url, /:\$\{POSTGRES_PASSWORD:\?[^}]+\}@/);
 });
 
+Deno.test("compose.yaml's app role is not PostgreSQL's superuser", () => {
+  const pg = resolveEnvironment(COMPOSE.services.postgres, ENV_EXAMPLE);
+  const app = loadConfig(
+    resolveEnvironment(COMPOSE.services.consumer, ENV_EXAMPLE),
+  );
+  const user = decodeURIComponent(new URL(app.DATABASE_URL).username);
+  assert.equal(pg.POSTGRES_USER, "postgres");
+  assert.equal(pg.APP_DB_USER, user);
+  assert.notEqual(pg.POSTGRES_PASSWORD, pg.APP_DB_PASSWORD);
+  const mounts = (COMPOSE.services.postgres as { volumes?: string[] }).volumes;
+  assert.ok(
+    mounts?.includes(
+      "./scripts/postgres_init.sh:/docker-entrypoint-initdb.d/10-wikistream.sh:ro",
+    ),
+    "the init script that makes the role is mounted",
+  );
+});
+
 Deno.test("compose.yaml topics service creates the four topics", () => {
   const svc = COMPOSE.services.topics;
   const script = [svc?.command ?? []].flat().join("\n");

@@ -16,6 +16,7 @@ import { startScaledWiki } from "./_scaled_wiki.ts";
 import { type Child, spawnService } from "./_process.ts";
 import { restartService, runServices, type ServicePorts } from "./_services.ts";
 import { prng, type Random } from "./_random.ts";
+import { adminUrl, createAppDatabase, servicesCommand } from "../_pg_admin.ts";
 import { freePortRange } from "../_ports.ts";
 
 /** Options for {@linkcode runChaos}. */
@@ -115,13 +116,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const id = `${options.seed}_${crypto.randomUUID().slice(0, 6)}`;
   const brokers = `127.0.0.1:${kafkaPort}`;
   const dbName = `chaos_${id}`;
-  const admin = connectDb(
-    `postgres://wikistream@127.0.0.1:${pgPort}/postgres`,
-    { max: 1 },
+  // The pipeline's role cannot create databases: the suite's superuser makes one it owns.
+  const appUrl = /DATABASE_URL=(\S+)/.exec(
+    await servicesCommand("env", servicesEnv),
+  )![1]!;
+  const databaseUrl = await createAppDatabase(
+    appUrl,
+    dbName,
+    await adminUrl(servicesEnv),
   );
-  await admin.unsafe(`create database ${dbName}`);
-  await admin.end();
-  const databaseUrl = `postgres://wikistream@127.0.0.1:${pgPort}/${dbName}`;
 
   const recorded = loadStreamAsApiWiki();
   const source = shiftedCopies(recorded.rows, options.copies);

@@ -8,6 +8,7 @@ import { fetchLag } from "../../lib/kafka/lag.ts";
 import type { Envelope } from "../../lib/schemas/envelope.ts";
 import type { Logger } from "../../lib/core/log.ts";
 import { loadRecordedWikis } from "../fakes/fake_mediawiki.ts";
+import { createAppDatabase, dropDatabase } from "../_pg_admin.ts";
 
 /** One envelope to publish, with the identity the table must end up holding. */
 export interface ReplayedRecord {
@@ -91,27 +92,22 @@ export async function publishRecords(
   }
 }
 
-/** A fresh database (not a schema: consumer.ts takes only DATABASE_URL); dispose drops it. */
+/**
+ * A fresh database (not a schema: consumer.ts takes only DATABASE_URL) whose public schema the
+ * app URL's role owns; dispose drops it.
+ */
 export async function freshDatabase(
-  adminUrl: string,
+  appUrl: string,
 ): Promise<{ url: string; sql: Sql } & AsyncDisposable> {
   const name = `ws_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
-  const admin = connectDb(adminUrl, { max: 1 });
-  await admin.unsafe(`create database ${name}`);
-  await admin.end();
-  const u = new URL(adminUrl);
-  u.pathname = `/${name}`;
-  const url = u.toString();
+  const url = await createAppDatabase(appUrl, name);
   const sql = connectDb(url, { max: 2 });
   return {
     url,
     sql,
     async [Symbol.asyncDispose]() {
       await sql.end({ timeout: 5 });
-      const again = connectDb(adminUrl, { max: 1 });
-      await again.unsafe(`drop database if exists ${name} with (force)`)
-        .catch(() => {});
-      await again.end({ timeout: 5 });
+      await dropDatabase(name);
     },
   };
 }

@@ -24,6 +24,7 @@ import {
   testConfig,
 } from "../_helpers.ts";
 import { freePortRange } from "../_ports.ts";
+import { adminUrl } from "../_pg_admin.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 // Free ports, so the suite runs beside the user's own services.
@@ -73,7 +74,7 @@ Deno.test("Kafka over TLS and SASL_SSL and PostgreSQL with sslmode=verify-full c
     await makeCertificates(dir);
     await Deno.writeTextFile(env.WIKISTREAM_KAFKA_EXTRA_PROPS, kafkaProps(dir));
     await sh("bash", [`${ROOT}scripts/services.sh`, "start"], env);
-    await preparePostgres(dir);
+    await preparePostgres(dir, env);
     const ca = `${dir}/ca.crt`;
     const dbUrl = (pw: string, host = "localhost") =>
       `postgres://app:${pw}@${host}:${PG_PORT}/app_db?sslmode=verify-full&sslrootcert=${ca}`;
@@ -195,7 +196,9 @@ Deno.test("Kafka over TLS and SASL_SSL and PostgreSQL with sslmode=verify-full c
           MEDIAWIKI_API_URL: fake.urlTemplate,
           WIKIS: wikis.map((w) => w.host).join(","),
         });
-        await using db = await tempSchema(config);
+        await using db = await tempSchema(config, {
+          adminUrl: `${await adminUrl(env)}?sslmode=require`,
+        });
         const log = captureLogger("debug");
         const producer = await startProducer(config, {
           log,
@@ -466,11 +469,14 @@ function kafkaProps(dir: string): string {
 
 /**
  * Creates the role `app` (password PG_PW, owner of app_db) and makes the server require TLS and
- * a SCRAM password for it; other roles keep the script's trust authentication.
+ * a SCRAM password for it; other roles keep the script's password authentication.
  */
-async function preparePostgres(dir: string): Promise<void> {
+async function preparePostgres(
+  dir: string,
+  env: Record<string, string>,
+): Promise<void> {
   const admin = connectDb(
-    `postgres://wikistream@127.0.0.1:${PG_PORT}/postgres?sslmode=require`,
+    `${await adminUrl(env)}?sslmode=require`,
     { max: 1 },
   );
   try {
