@@ -58,6 +58,7 @@ export async function main(args = Deno.args): Promise<number> {
         supervision: supervisionSamples({ consumer: sup }),
       }),
     dashboard: currentDashboard(sup),
+    authToken: config.HTTP_AUTH_TOKEN,
   });
   let server;
   try {
@@ -67,6 +68,7 @@ export async function main(args = Deno.args): Promise<number> {
       port: config.HTTP_PORT,
       signal: life.signal,
       log,
+      authenticated: config.HTTP_AUTH_TOKEN !== undefined,
     });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;

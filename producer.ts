@@ -46,6 +46,7 @@ export async function main(args = Deno.args): Promise<number> {
         producer: stats,
         supervision: supervisionSamples({ producer: sup }),
       }),
+    authToken: config.HTTP_AUTH_TOKEN,
   });
   let server;
   try {
@@ -55,6 +56,7 @@ export async function main(args = Deno.args): Promise<number> {
       portVariable: "PRODUCER_HTTP_PORT",
       signal: life.signal,
       log,
+      authenticated: config.HTTP_AUTH_TOKEN !== undefined,
     });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;

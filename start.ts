@@ -66,6 +66,7 @@ export async function main(args = Deno.args): Promise<number> {
       port: config.HTTP_PORT,
       signal: life.signal,
       log,
+      authenticated: config.HTTP_AUTH_TOKEN !== undefined,
     });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
@@ -178,6 +179,7 @@ function supervisePipeline(
         supervision: supervisionSamples({ producer, consumer }),
       }),
     dashboard: currentDashboard(consumer),
+    authToken: config.HTTP_AUTH_TOKEN,
   });
   return { app, producer, consumer, producerStats, consumerStats };
 }

@@ -1,7 +1,9 @@
 /** @module The HTTP surface (Hono): health, readiness, lag, metrics and the dashboard; a pure app, no listening. */
 import { type Context, Hono, type Next } from "hono";
 import { HTTPException } from "hono/http-exception";
+import { timingSafeEqual } from "hono/utils/buffer";
 import type { DashboardData } from "./dashboard_data.ts";
+import { sharedFor } from "./_shared.ts";
 import {
   DASHBOARD_HTML,
   DASHBOARD_JS,
@@ -34,7 +36,16 @@ export interface AppDeps {
   metrics?(): string | Promise<string>;
   /** The dashboard's data, when this process has a database. */
   dashboard?: DashboardData;
+  /** When set, every endpoint but /healthz and /readyz needs `Authorization: Bearer <token>`. */
+  authToken?: string;
+  /** The dashboard's refresh interval: its data is computed at most once per interval (5000). */
+  dashboardIntervalMs?: number;
+  /** /readyz, /lag and /metrics are computed at most once per this many ms (1000). */
+  checkIntervalMs?: number;
 }
+
+/** Endpoints that answer without a token: probes must not need a secret. */
+const OPEN_PATHS = new Set(["/healthz", "/readyz"]);
 
 const CSP =
   "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
@@ -43,8 +54,10 @@ const CSP =
 export function createApp(deps: AppDeps): Hono {
   const app = new Hono();
   app.use(readOnlyHeaders);
-  routeChecks(app, deps);
-  routeDashboard(app, deps);
+  if (deps.authToken !== undefined) app.use(requireToken(deps.authToken));
+  const shared = sharedDeps(deps);
+  routeChecks(app, shared);
+  routeDashboard(app, shared);
   app.notFound((c) =>
     c.json({ error: "NotFound", message: "No such endpoint" }, 404)
   );
@@ -69,8 +82,66 @@ async function readOnlyHeaders(
   c.header("cache-control", "no-store");
 }
 
+/** What the routes read: every costly call shared per interval, so clients cannot add load. */
+interface SharedDeps extends Pick<AppDeps, "service" | "health" | "ready"> {
+  lag?: () => Promise<LagView>;
+  metrics?: () => Promise<string>;
+  dashboard?: () => Promise<{ data: unknown; lag: LagView | null }>;
+}
+
+function sharedDeps(deps: AppDeps): SharedDeps {
+  const every = deps.checkIntervalMs ?? 1000;
+  const lag = deps.lag && sharedFor(deps.lag, every);
+  const metrics = deps.metrics;
+  const dashboard = deps.dashboard;
+  return {
+    service: deps.service,
+    health: deps.health,
+    ready: sharedFor(deps.ready, every),
+    lag,
+    metrics: metrics && sharedFor(async () => await metrics(), every),
+    dashboard: dashboard && sharedFor(
+      async () => {
+        const [data, l] = await Promise.all([
+          dashboard.snapshot(),
+          lag?.().then(
+            (v): LagView => ({
+              total_lag: v.total_lag,
+              time_lag_seconds: v.time_lag_seconds,
+            }),
+            () => null,
+          ) ?? null,
+        ]);
+        return { data, lag: l };
+      },
+      deps.dashboardIntervalMs ?? 5000,
+    ),
+  };
+}
+
+/** Answers 401 unless the request carries `Authorization: Bearer <token>` (but on OPEN_PATHS). */
+function requireToken(token: string) {
+  return async (c: Context, next: Next): Promise<Response | void> => {
+    if (OPEN_PATHS.has(c.req.path)) return await next();
+    const given = /^Bearer +(\S+) *$/i.exec(c.req.header("authorization") ?? "")
+      ?.[1];
+    if (given === undefined || !(await timingSafeEqual(given, token))) {
+      return c.json(
+        {
+          error: "Unauthorized",
+          message:
+            "This endpoint needs the header Authorization: Bearer <HTTP_AUTH_TOKEN>",
+        },
+        401,
+        { "www-authenticate": 'Bearer realm="wikistream"' },
+      );
+    }
+    await next();
+  };
+}
+
 /** The operator's endpoints: /healthz, /readyz, /lag and /metrics. */
-function routeChecks(app: Hono, deps: AppDeps): void {
+function routeChecks(app: Hono, deps: SharedDeps): void {
   app.get("/healthz", (c) => {
     const h = deps.health();
     return c.json({
@@ -103,8 +174,8 @@ function routeChecks(app: Hono, deps: AppDeps): void {
   });
 }
 
-/** The dashboard: its page, its script and its data. */
-function routeDashboard(app: Hono, deps: AppDeps): void {
+/** The dashboard: its page, its script and its data (shared by every client per interval). */
+function routeDashboard(app: Hono, deps: SharedDeps): void {
   app.get("/", (c) => {
     c.header("content-security-policy", CSP);
     const page = deps.dashboard ? DASHBOARD_HTML : NO_DASHBOARD_HTML;
@@ -120,17 +191,7 @@ function routeDashboard(app: Hono, deps: AppDeps): void {
         message: "This process has no database, so no dashboard",
       });
     }
-    const [data, lag] = await Promise.all([
-      deps.dashboard.snapshot(),
-      deps.lag?.().then(
-        (l): LagView => ({
-          total_lag: l.total_lag,
-          time_lag_seconds: l.time_lag_seconds,
-        }),
-        () => null,
-      ) ?? null,
-    ]);
-    return c.json({ data, lag });
+    return c.json(await deps.dashboard());
   });
 }
 

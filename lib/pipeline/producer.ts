@@ -3,6 +3,7 @@ import type { Config } from "../core/config.ts";
 import type { CheckpointValue, CheckpointValueV1 } from "../source/cursor.ts";
 import { createKafka, type Kafka, kafkaSecurity } from "../kafka/client.ts";
 import { CHECKPOINT_TOPIC_CONFIG, ensureTopics } from "../kafka/topics.ts";
+import { kafkaReadiness } from "./_producer_readiness.ts";
 import {
   createTransactionalPublisher,
   reportingPublisher,
@@ -10,7 +11,6 @@ import {
 } from "../kafka/publisher.ts";
 import { readCompacted } from "../kafka/compacted.ts";
 import type { Logger } from "../core/log.ts";
-import { describeError } from "../core/errors.ts";
 import {
   newPollerStats,
   type PollerStats,
@@ -279,9 +279,10 @@ function pollAll(
   })).then(() => {});
 }
 
-/** The running producer: health from poll progress, readiness from Kafka metadata. */
+/** The running producer: health from poll progress, readiness from Kafka metadata (one admin). */
 function producerService(parts: ServiceParts): ProducerService {
   const { config, kafka, topics, publisher, stats, done, started } = parts;
+  const readiness = kafkaReadiness(kafka, topics.events);
   // A poll may legitimately wait out long backoffs (capped at 5 min), so never less than 3 intervals.
   const stallMs = Math.max(
     config.HEALTH_STALL_SECONDS * 1000,
@@ -291,33 +292,11 @@ function producerService(parts: ServiceParts): ProducerService {
     done,
     stats,
     health: () => producerHealth(stats, { started, stallMs }),
-    ready() {
-      return kafkaMetadataCheck(kafka, topics.events);
-    },
+    ready: readiness.check,
     async close() {
       await done.catch(() => {});
+      await readiness.close();
       await publisher.disconnect();
     },
   };
-}
-
-/** Ready when a fresh admin connection can read the topic's metadata. */
-async function kafkaMetadataCheck(
-  kafka: Kafka,
-  topic: string,
-): Promise<CheckResult> {
-  const admin = kafka.admin();
-  try {
-    await admin.connect();
-    await admin.fetchTopicMetadata({ topics: [topic] });
-    return { ok: true };
-  } catch (err) {
-    return {
-      ok: false,
-      reason: `Kafka metadata unavailable: ${describeError(err)}`,
-      details: { dependency: "kafka" },
-    };
-  } finally {
-    await admin.disconnect().catch(() => {});
-  }
 }

@@ -101,6 +101,13 @@ export const ConfigSchema = z.object({
   HTTP_HOST: z.string().min(1).default("127.0.0.1").describe(
     "Address the HTTP endpoints bind",
   ),
+  HTTP_AUTH_TOKEN: z.string().regex(
+    /^[A-Za-z0-9._~+/-]{16,}=*$/,
+    "Expected at least 16 characters of A-Z a-z 0-9 . _ ~ + / -",
+  ).optional()
+    .describe(
+      "When set, every HTTP endpoint but /healthz and /readyz needs `Authorization: Bearer <token>` (never logged)",
+    ),
   HTTP_PORT: int(0, 65_535).default(8080)
     .describe(
       "Port of the consumer's (and `start`'s) HTTP endpoints; 0 picks a free port",

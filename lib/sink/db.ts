@@ -17,6 +17,8 @@ export interface DbOptions {
   max?: number;
   /** Called with each notice instead of printing it. */
   onnotice?: (notice: unknown) => void;
+  /** Called with the text of every query sent (a query counter, e.g. for tests of cost). */
+  onQuery?: (query: string) => void;
 }
 
 /**
@@ -47,6 +49,9 @@ export function connectDb(url: string, options: DbOptions = {}): Sql {
     ...(tls.ssl ? { ssl: tls.ssl } : {}),
     max: options.max ?? 4,
     onnotice: options.onnotice ?? (() => {}),
+    ...(options.onQuery
+      ? { debug: (_c: number, query: string) => options.onQuery!(query) }
+      : {}),
     connect_timeout: 10,
     idle_timeout: 60,
     connection: {

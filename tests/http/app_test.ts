@@ -103,6 +103,9 @@ Deno.test("createApp() with a real consumer: every endpoint", async (t) => {
     metrics: () =>
       metrics.render({ consumer: consumer.stats, lag: consumer.lag }),
     dashboard: createDashboardData(consumer.sql),
+    // Each step sees the state it just made (no answer shared across steps).
+    checkIntervalMs: 0,
+    dashboardIntervalMs: 0,
   });
   const samples: Record<string, unknown> = {};
   const kafka = createKafka({
