@@ -4,7 +4,7 @@
  * producer and consumer together (one HTTP server) until Ctrl-C, each waiting out outages.
  */
 import { boot, type Flags } from "./lib/core/cli.ts";
-import type { Config } from "./lib/core/config.ts";
+import { type Config, configEnv } from "./lib/core/config.ts";
 import { ConfigError, dependencyOf } from "./lib/core/errors.ts";
 import { createLifecycle } from "./lib/core/lifecycle.ts";
 import type { Logger } from "./lib/core/log.ts";
@@ -25,11 +25,14 @@ import {
 } from "./lib/pipeline/supervised.ts";
 import { currentDashboard, currentLag } from "./lib/pipeline/_current.ts";
 
-/** Starts the local services through scripts/services.sh and returns the settings it printed. */
+/**
+ * Starts the local services through scripts/services.sh and returns the settings it printed. The
+ * script is run itself (not through bash), so `--allow-run` names that one program.
+ */
 async function localServices(): Promise<Record<string, string>> {
   const script = new URL("./scripts/services.sh", import.meta.url).pathname;
-  const out = await new Deno.Command("bash", {
-    args: [script, "start"],
+  const out = await new Deno.Command(script, {
+    args: ["start"],
     stderr: "inherit",
   }).output();
   if (!out.success) {
@@ -46,7 +49,8 @@ async function localServices(): Promise<Record<string, string>> {
 
 /** Runs the whole pipeline; returns the exit code. */
 export async function main(args = Deno.args): Promise<number> {
-  const env = Deno.env.toObject();
+  // Only the schema's variables: the task grants --allow-env to those names alone.
+  const env = configEnv();
   // Validate before starting anything: a bad value must not leave services running.
   const checked = boot("wikistream", args, ["since", "until"], env);
   if ("exitCode" in checked) return checked.exitCode;
@@ -99,7 +103,7 @@ export async function main(args = Deno.args): Promise<number> {
 
 /** The local services' settings when KAFKA_BROKERS or DATABASE_URL is not given. */
 async function localServicesIfNeeded(
-  env: Record<string, string>,
+  env: Record<string, string | undefined>,
 ): Promise<Record<string, string>> {
   if (env.KAFKA_BROKERS && env.DATABASE_URL) return {};
   const local = await localServices();

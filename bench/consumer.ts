@@ -162,7 +162,7 @@ async function runConsumer(
   const { id, topic } = target;
   const group = `bench-${id}`;
   const started = performance.now();
-  const child = spawnConsumer({
+  const child = await spawnConsumer({
     KAFKA_BROKERS: target.brokers,
     KAFKA_TOPIC: topic,
     KAFKA_GROUP_ID: group,

@@ -4,9 +4,17 @@ import { ConfigError } from "./errors.ts";
 
 export type { Config };
 
+/**
+ * The variables the schema knows, read one by one: the tasks grant `--allow-env` to these names
+ * only, so the whole environment (Deno.env.toObject) is out of reach.
+ */
+export function configEnv(): Record<string, string | undefined> {
+  return Object.fromEntries(CONFIG_KEYS.map((k) => [k, Deno.env.get(k)]));
+}
+
 /** Parses the environment once; throws ConfigError naming each bad variable. */
 export function loadConfig(
-  env: Record<string, string | undefined> = Deno.env.toObject(),
+  env: Record<string, string | undefined> = configEnv(),
 ): Config {
   const picked: Record<string, string> = {};
   for (const key of CONFIG_KEYS) {

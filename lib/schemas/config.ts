@@ -127,6 +127,13 @@ export const ConfigSchema = z.object({
     .describe(
       "Drop whole monthly partitions of wiki_recent_changes whose rows are all older than this many days (unset: keep everything)",
     ),
+  ALLOW_NET_EXTRA: z.string().regex(
+    /^[A-Za-z0-9.*:\[\]/-]+(,[A-Za-z0-9.*:\[\]/-]+)*$/,
+    "Expected comma-separated hosts in --allow-net syntax",
+  ).optional()
+    .describe(
+      "More hosts the tasks may reach, in Deno's `--allow-net` syntax (e.g. `*.brokers.example:9092` when Kafka advertises other names than KAFKA_BROKERS)",
+    ),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info")
     .describe("Minimum log level"),
 });

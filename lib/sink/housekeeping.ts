@@ -1,7 +1,7 @@
 /** @module Partition housekeeping: months split out of the default, created ahead, dropped by retention (`deno task retention`). */
 import { connectDb, type Sql } from "./db.ts";
 import { dropOlderThan, ensureMonth } from "./partitions.ts";
-import { loadConfig } from "../core/config.ts";
+import { configEnv, loadConfig } from "../core/config.ts";
 import { ConfigError } from "../core/errors.ts";
 import { createLogger, type Logger } from "../core/log.ts";
 
@@ -119,7 +119,7 @@ export function startHousekeeping(
 
 /** `deno task retention`: one housekeeping pass on DATABASE_URL with RETENTION_DAYS. */
 export async function main(
-  env: Record<string, string | undefined> = Deno.env.toObject(),
+  env: Record<string, string | undefined> = configEnv(),
 ): Promise<number> {
   let config;
   try {

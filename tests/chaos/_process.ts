@@ -1,4 +1,5 @@
 /** @module producer.ts / consumer.ts as child processes, with the last lines of their output kept. */
+import { taskArgs, taskOf } from "../_task.ts";
 
 /** A running child and what the harness knows about it. */
 export interface Child {
@@ -15,15 +16,19 @@ export interface Child {
   seen(text: string): boolean;
 }
 
-/** Spawns `deno run -A entry args` with `env` (added to the harness's own environment). */
-export function spawnService(
+/**
+ * Spawns `entry` (producer.ts or consumer.ts) as its deno.json task runs it, scoped permissions
+ * included, with `env` added to the harness's own environment.
+ */
+export async function spawnService(
   entry: string,
   args: string[],
   env: Record<string, string>,
   logFile?: string,
-): Child {
+): Promise<Child> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", entry, ...args],
+    args: [...(await taskArgs(taskOf(entry), env)), ...args],
+    cwd: new URL("../../", import.meta.url),
     env,
     stdout: "piped",
     stderr: "piped",

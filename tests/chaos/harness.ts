@@ -157,8 +157,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const since = ["--since", "2018-03-07T00:00:00Z"];
   const unexpected: string[] = [];
   const procs: Record<string, Child | undefined> = {};
-  const spawn = (name: string, entry: string, args: string[] = []) => {
-    const child = spawnService(
+  const spawn = async (name: string, entry: string, args: string[] = []) => {
+    const child = await spawnService(
       `${ROOT}${entry}`,
       args,
       env,
@@ -174,8 +174,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     });
     return child;
   };
-  spawn("producer", "producer.ts", since);
-  spawn("consumer", "consumer.ts");
+  await spawn("producer", "producer.ts", since);
+  await spawn("consumer", "consumer.ts");
 
   let db = connectDb(databaseUrl, { max: 2 });
   const started = Date.now();
@@ -359,7 +359,7 @@ function chaosServicesEnv(options: ServicesOptions): Record<string, string> {
 
 interface InjectContext {
   procs: Record<string, Child | undefined>;
-  spawn(name: string, entry: string, args?: string[]): Child;
+  spawn(name: string, entry: string, args?: string[]): Promise<Child>;
   /** Stops the service, keeps it down `downMs`, starts it again (retrying); never throws. */
   restart(service: keyof ServicePorts, downMs: number): Promise<void>;
   since: string[];
@@ -386,7 +386,7 @@ async function inject(
       await p.status;
       // A supervisor restarts a killed process after a short pause.
       await delay(300 + random() * 1200);
-      ctx.spawn(
+      await ctx.spawn(
         name,
         `${name}.ts`,
         name === "producer" ? ctx.since : [],
@@ -400,7 +400,7 @@ async function inject(
       await ctx.restart("pg", 1000 + random() * 3000);
       return;
     case "second-consumer": {
-      const second = ctx.spawn("consumer2", "consumer.ts");
+      const second = await ctx.spawn("consumer2", "consumer.ts");
       // Leave only after joining: a SIGTERM during startup waits for the 15 s hard exit (exit 1).
       await waitFor(
         () => Promise.resolve(second.seen('"msg":"consuming"')),

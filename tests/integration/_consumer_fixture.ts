@@ -9,6 +9,7 @@ import type { Envelope } from "../../lib/schemas/envelope.ts";
 import type { Logger } from "../../lib/core/log.ts";
 import { loadRecordedWikis } from "../fakes/fake_mediawiki.ts";
 import { createAppDatabase, dropDatabase } from "../_pg_admin.ts";
+import { taskArgs } from "../_task.ts";
 
 /** One envelope to publish, with the identity the table must end up holding. */
 export interface ReplayedRecord {
@@ -98,16 +99,17 @@ export async function publishRecords(
  */
 export async function freshDatabase(
   appUrl: string,
+  options: { adminUrl?: string } = {},
 ): Promise<{ url: string; sql: Sql } & AsyncDisposable> {
   const name = `ws_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
-  const url = await createAppDatabase(appUrl, name);
+  const url = await createAppDatabase(appUrl, name, options.adminUrl);
   const sql = connectDb(url, { max: 2 });
   return {
     url,
     sql,
     async [Symbol.asyncDispose]() {
       await sql.end({ timeout: 5 });
-      await dropDatabase(name);
+      await dropDatabase(name, options.adminUrl);
     },
   };
 }
@@ -181,22 +183,16 @@ export async function assertAggregatesMatch(sql: Sql): Promise<void> {
   }
 }
 
-/** Spawns `deno run -A consumer.ts` against the given topic, group and database. */
-export function spawnConsumer(
+/** Spawns consumer.ts as `deno task consume` runs it (its scoped permissions and heap cap). */
+export async function spawnConsumer(
   env: Record<string, string>,
   args: string[] = [],
-): Deno.ChildProcess {
+): Promise<Deno.ChildProcess> {
+  const full = { HTTP_PORT: "0", LOG_LEVEL: "warn", ...env };
   return new Deno.Command(Deno.execPath(), {
-    // The same V8 heap cap as `deno task consume`.
-    args: [
-      "run",
-      "-A",
-      "--v8-flags=--max-old-space-size=128",
-      "consumer.ts",
-      ...args,
-    ],
+    args: [...(await taskArgs("consume", full)), ...args],
     cwd: new URL("../../", import.meta.url),
-    env: { HTTP_PORT: "0", LOG_LEVEL: "warn", ...env },
+    env: full,
     stdin: "null",
     stdout: "null",
     stderr: Deno.env.get("DEBUG_TESTS") ? "inherit" : "null",

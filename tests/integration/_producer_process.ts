@@ -1,13 +1,19 @@
 /** @module producer.ts as a child process: its environment from a test config, its log lines counted. */
 import type { testConfig } from "../_helpers.ts";
+import { taskArgs } from "../_task.ts";
 
-const PRODUCER = new URL("../../producer.ts", import.meta.url).pathname;
+const ROOT = new URL("../../", import.meta.url);
 
-/** Starts producer.ts as a child process; counts its "published" log lines. */
-export function spawnProducer(env: Record<string, string>, args: string[]) {
+/** Starts producer.ts as `deno task produce` runs it (scoped permissions); counts "published" lines. */
+export async function spawnProducer(
+  env: Record<string, string>,
+  args: string[],
+) {
+  const full = { ...env, PRODUCER_HTTP_PORT: "0" };
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", PRODUCER, ...args],
-    env: { ...env, PRODUCER_HTTP_PORT: "0" },
+    args: [...(await taskArgs("produce", full)), ...args],
+    cwd: ROOT,
+    env: full,
     stdout: "piped",
     stderr: "piped",
   }).spawn();

@@ -1,6 +1,7 @@
 /** Bad configuration of every variable: producer.ts and consumer.ts exit 2 naming the variable. */
 import assert from "node:assert/strict";
 import { CONFIG_KEYS } from "../../lib/schemas/config.ts";
+import { taskArgs, taskOf } from "../_task.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -28,6 +29,8 @@ const BAD: Record<string, string> = {
   RECONCILE_INTERVAL_SECONDS: "0",
   HTTP_TIMEOUT_MS: "soon",
   USER_AGENT: "short",
+  HTTP_AUTH_TOKEN: "short",
+  ALLOW_NET_EXTRA: "a host with spaces",
   HTTP_PORT: "70000",
   PRODUCER_HTTP_PORT: "-1",
   HEALTH_STALL_SECONDS: "0",
@@ -42,17 +45,20 @@ const FREE_FORM = [
   "HTTP_HOST",
 ];
 
+/** Runs `entry` as its task does (scoped permissions): a bad value must still exit 2. */
 async function run(entry: string, env: Record<string, string>) {
+  const full = {
+    // Nothing listens there: a process that got past config would fail differently.
+    KAFKA_BROKERS: "127.0.0.1:1",
+    DATABASE_URL: "postgres://nobody@127.0.0.1:1/none",
+    HTTP_PORT: "0",
+    PRODUCER_HTTP_PORT: "0",
+    ...env,
+  };
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}${entry}`],
-    env: {
-      // Nothing listens there: a process that got past config would fail differently.
-      KAFKA_BROKERS: "127.0.0.1:1",
-      DATABASE_URL: "postgres://nobody@127.0.0.1:1/none",
-      HTTP_PORT: "0",
-      PRODUCER_HTTP_PORT: "0",
-      ...env,
-    },
+    args: await taskArgs(taskOf(entry), full),
+    cwd: ROOT,
+    env: full,
     stdout: "piped",
     stderr: "piped",
   }).output();

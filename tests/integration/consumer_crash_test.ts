@@ -46,7 +46,7 @@ Deno.test("consumer.ts killed with SIGKILL at random points loses and doubles no
   const seen: number[] = [];
   for (let round = 0; round < 3; round++) {
     const before = await count(db.sql);
-    const child = spawnConsumer(env(db.url));
+    const child = await spawnConsumer(env(db.url));
     // Once this process has written something (a dead predecessor holds its partitions until its
     // session expires), kill it at a random point: before, during or after a write.
     await eventually(
@@ -75,7 +75,7 @@ Deno.test("consumer.ts killed with SIGKILL at random points loses and doubles no
     seen.some((n) => n > 0 && n < source.length),
     `rows after each kill: ${seen.join(", ")}`,
   );
-  const last = spawnConsumer(env(db.url), ["--idle-exit", "2"]);
+  const last = await spawnConsumer(env(db.url), ["--idle-exit", "2"]);
   const status = await last.status;
   assert.equal(status.code, 0);
   await assertMatchesSource(db.sql, source);
@@ -86,7 +86,7 @@ Deno.test("consumer.ts on SIGTERM finishes and commits the batch in flight, then
   await using db = await freshDatabase(config.DATABASE_URL);
   const source = replayedRecords(20_000);
   await publishRecords(kafka, config.KAFKA_TOPIC, source, { log });
-  const child = spawnConsumer(env(db.url));
+  const child = await spawnConsumer(env(db.url));
   try {
     await eventually(
       async () => (await count(db.sql)) > 0,
@@ -121,7 +121,7 @@ Deno.test("consumer.ts on SIGTERM finishes and commits the batch in flight, then
     );
   }
   // A restart finishes the topic exactly.
-  const again = spawnConsumer(env(db.url), ["--idle-exit", "2"]);
+  const again = await spawnConsumer(env(db.url), ["--idle-exit", "2"]);
   assert.equal((await again.status).code, 0);
   await assertMatchesSource(db.sql, source);
 });

@@ -5,12 +5,16 @@
  */
 import assert from "node:assert/strict";
 import { freePortRange } from "../_ports.ts";
+import { taskArgs, taskOf } from "../_task.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
+/** Runs `entry` as its deno.json task does (scoped permissions). */
 async function run(entry: string, args: string[], env: Record<string, string>) {
+  const task = entry === "start.ts" ? "start" : taskOf(entry);
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}${entry}`, ...args],
+    args: [...(await taskArgs(task, env)), ...args],
+    cwd: ROOT,
     env,
     stdout: "piped",
     stderr: "piped",

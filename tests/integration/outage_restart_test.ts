@@ -23,6 +23,7 @@ import {
   replayedRecords,
 } from "./_consumer_fixture.ts";
 import { type Child, spawnService } from "../chaos/_process.ts";
+import { adminUrl, servicesCommand } from "../_pg_admin.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 /** kafkajs gives up after about 40 s (lib/kafka/client.ts: 8 retries, 0.3 s doubling to 10 s). */
@@ -58,7 +59,9 @@ async function ownServices() {
   return {
     run,
     brokers: `127.0.0.1:${kafkaPort}`,
-    adminUrl: `postgres://wikistream@127.0.0.1:${pgPort}/postgres`,
+    // The pipeline's role and the superuser that creates its databases.
+    appUrl: /DATABASE_URL=(\S+)/.exec(await servicesCommand("env", env))![1]!,
+    adminUrl: await adminUrl(env),
     async [Symbol.asyncDispose]() {
       await run("stop").catch(() => {});
       await Deno.remove(dir, { recursive: true }).catch(() => {});
@@ -90,7 +93,7 @@ function assertRunning(c: Child, name: string): void {
 
 Deno.test("producer and consumer restarted while Kafka is down longer than kafkajs's retry budget resume with every row once", async () => {
   await using svc = await ownServices();
-  await using db = await freshDatabase(svc.adminUrl);
+  await using db = await freshDatabase(svc.appUrl, { adminUrl: svc.adminUrl });
   const wiki = loadStreamAsApiWiki();
   const visible = new Map([[wiki.host, 1000]]);
   await using fake = startFakeMediaWiki({
@@ -129,8 +132,8 @@ Deno.test("producer and consumer restarted while Kafka is down longer than kafka
   };
 
   let codes: number[] = [];
-  let producer = spawn("producer.ts", since);
-  let consumer = spawn("consumer.ts");
+  let producer = await spawn("producer.ts", since);
+  let consumer = await spawn("consumer.ts");
   const children = () => [producer, consumer];
   try {
     await eventually(async () => (await count()) > 0, 120_000, 250);
@@ -142,8 +145,8 @@ Deno.test("producer and consumer restarted while Kafka is down longer than kafka
       await c.status;
     }
     visible.set(wiki.host, 2500); // rows appear while nothing can publish
-    producer = spawn("producer.ts", since);
-    consumer = spawn("consumer.ts");
+    producer = await spawn("producer.ts", since);
+    consumer = await spawn("consumer.ts");
     const downSince = Date.now();
     // Not ready from the first moment; named once kafkajs gave up its first attempt (~40 s).
     const first = await eventually(() => readyz(httpPort), 30_000, 250);
@@ -194,7 +197,7 @@ Deno.test("producer and consumer restarted while Kafka is down longer than kafka
 
 Deno.test("consumer started while PostgreSQL is down waits, then writes every row once", async () => {
   await using svc = await ownServices();
-  const db = await freshDatabase(svc.adminUrl);
+  const db = await freshDatabase(svc.appUrl, { adminUrl: svc.adminUrl });
   const config = testConfig({
     KAFKA_BROKERS: svc.brokers,
     DATABASE_URL: db.url,
@@ -211,7 +214,7 @@ Deno.test("consumer started while PostgreSQL is down waits, then writes every ro
   const httpPort = freePortRange(1);
   await svc.run("stop-pg");
   let code: number | undefined;
-  const consumer = spawnService(`${ROOT}consumer.ts`, [], {
+  const consumer = await spawnService(`${ROOT}consumer.ts`, [], {
     KAFKA_BROKERS: svc.brokers,
     DATABASE_URL: db.url,
     KAFKA_TOPIC: config.KAFKA_TOPIC,

@@ -21,10 +21,10 @@ Deno.test("a producer fenced by a newer one with its transactional id exits 1 na
     WIKIS: wiki.host,
   });
   const args = ["--since", "2018-03-07T16:00:00Z"];
-  const older = spawnProducer(envOf(config), args);
+  const older = await spawnProducer(envOf(config), args);
   await eventually(() => older.state.pages >= 10, 60_000, 20);
 
-  const newer = spawnProducer(envOf(config), args);
+  const newer = await spawnProducer(envOf(config), args);
   try {
     await eventually(
       () => newer.state.lines.some((l) => l.includes('"msg":"polling"')),

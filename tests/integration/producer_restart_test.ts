@@ -24,13 +24,13 @@ Deno.test("producer killed with -9 mid-backfill resumes from its checkpoint with
   ];
 
   for (const pagesBeforeKill of [3, 25]) {
-    const p = spawnProducer(envOf(config), args);
+    const p = await spawnProducer(envOf(config), args);
     await eventually(() => p.state.pages >= pagesBeforeKill, 60_000, 20);
     p.child.kill("SIGKILL");
     await p.child.status;
     await p.pumped;
   }
-  const last = spawnProducer(envOf(config), args);
+  const last = await spawnProducer(envOf(config), args);
   const status = await last.child.status;
   await last.pumped;
   assert.equal(status.code, 0, last.state.lines.slice(-5).join("\n"));
@@ -62,7 +62,7 @@ Deno.test("producer killed with -9 mid-tail picks up rows that appeared while it
   });
   const args = ["--since", "2018-03-07T16:00:00Z"];
 
-  const first = spawnProducer(envOf(config), args);
+  const first = await spawnProducer(envOf(config), args);
   await eventually(() => first.state.pages >= 1, 60_000, 20);
   // Tail while more rows appear, then kill -9 in the middle of it.
   for (const n of [900, 1400, 2000]) {
@@ -74,7 +74,7 @@ Deno.test("producer killed with -9 mid-tail picks up rows that appeared while it
   await first.pumped;
   visible.set(wiki.host, 3000); // appear while the producer is down
 
-  const second = spawnProducer(envOf(config), args);
+  const second = await spawnProducer(envOf(config), args);
   await eventually(() => second.state.pages >= 1, 60_000, 20);
   visible.set(wiki.host, wiki.rows.length);
   await eventually(

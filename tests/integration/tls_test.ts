@@ -25,6 +25,7 @@ import {
 } from "../_helpers.ts";
 import { freePortRange } from "../_ports.ts";
 import { adminUrl } from "../_pg_admin.ts";
+import { taskArgs, taskOf } from "../_task.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 // Free ports, so the suite runs beside the user's own services.
@@ -299,7 +300,8 @@ Deno.test("Kafka over TLS and SASL_SSL and PostgreSQL with sslmode=verify-full c
         ];
         for (const [entry, runEnv] of runs) {
           const out = await new Deno.Command(Deno.execPath(), {
-            args: ["run", "-A", `${ROOT}${entry}`],
+            args: await taskArgs(taskOf(entry), runEnv),
+            cwd: ROOT,
             env: runEnv,
             stdout: "piped",
             stderr: "piped",
