@@ -39,13 +39,36 @@ export async function ensureTopics(
           value,
         })),
       })),
-    }).catch((err: Error & { type?: string }) => {
+    }).catch(async (err: Error & { type?: string }) => {
       if (
         err.type !== "TOPIC_ALREADY_EXISTS" &&
         !/already exists/i.test(err.message)
       ) throw err;
+      // Another process created it a moment ago: wait, as waitForLeaders would have, until
+      // every partition has a leader, or the first use fails with UNKNOWN_TOPIC_OR_PARTITION.
+      await untilLeaders(admin, missing.map((s) => s.topic));
     });
   } finally {
     await admin.disconnect().catch(() => {});
+  }
+}
+
+/** Waits (bounded, about 10 s) until every partition of `topics` has a leader. */
+async function untilLeaders(
+  admin: ReturnType<Kafka["admin"]>,
+  topics: string[],
+): Promise<void> {
+  for (let attempt = 0;; attempt++) {
+    try {
+      const meta = await admin.fetchTopicMetadata({ topics });
+      const ready = meta.topics.every((t) =>
+        t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0)
+      );
+      if (ready) return;
+    } catch (err) {
+      if (attempt >= 40) throw err;
+    }
+    if (attempt >= 40) return;
+    await new Promise((r) => setTimeout(r, 250));
   }
 }

@@ -285,8 +285,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 
   for (const [name, p] of Object.entries(procs)) {
     if (!p) continue;
-    const exited = p.killed === false &&
-      unexpected.some((u) => u.startsWith(`${name} `));
+    // This very process: a name that exited before may have been started again since.
+    const exited = p.exited;
     p.killed = true;
     if (!exited) {
       try {
