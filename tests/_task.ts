@@ -10,7 +10,7 @@ const TASKS = JSON.parse(
 
 /** `deno run ...` of task `name` under `env` (the caller's environment plus `env`), without "deno". */
 export async function taskArgs(
-  name: "produce" | "consume" | "migrate" | "retention" | "start",
+  name: "produce" | "consume" | "migrate" | "retention" | "audit" | "start",
   env: Record<string, string> = {},
 ): Promise<string[]> {
   const command = TASKS[name]?.command;

@@ -7,7 +7,13 @@ import { CONFIG_KEYS, parseConfig } from "../schemas/config.ts";
 import type { Config } from "./config.ts";
 
 /** The tasks whose permissions depend on the configuration. */
-export type Task = "produce" | "consume" | "migrate" | "retention" | "start";
+export type Task =
+  | "produce"
+  | "consume"
+  | "migrate"
+  | "retention"
+  | "audit"
+  | "start";
 
 /** What a task talks to. */
 const NEEDS: Record<
@@ -18,6 +24,8 @@ const NEEDS: Record<
   consume: { kafka: true, db: true, wikis: false, http: true },
   migrate: { kafka: false, db: true, wikis: false, http: false },
   retention: { kafka: false, db: true, wikis: false, http: false },
+  // Reads the table and the Action API; --repair republishes to Kafka.
+  audit: { kafka: true, db: true, wikis: true, http: false },
   start: { kafka: true, db: true, wikis: true, http: true },
 };
 

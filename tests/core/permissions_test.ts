@@ -15,7 +15,16 @@ function outerFlags(task: string): string[] {
 
 Deno.test("the pipeline's tasks grant env to the config schema's variables only", async (t) => {
   const want = [...CONFIG_KEYS, "NODE_ENV"].sort(); // NODE_ENV: read by kafkajs
-  for (const task of ["produce", "consume", "migrate", "retention", "start"]) {
+  for (
+    const task of [
+      "produce",
+      "consume",
+      "migrate",
+      "retention",
+      "audit",
+      "start",
+    ]
+  ) {
     await t.step(task, () => {
       const flags = outerFlags(task);
       const env = flags.find((f) => f.startsWith("--allow-env="));
