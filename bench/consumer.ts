@@ -1,21 +1,16 @@
-/** @module Consumer bench: the raw COPY ceiling vs the consumer end to end (topic -> table), with peak RSS. */
-import { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
-import { decodeValue } from "../lib/sink/decode.ts";
+/** @module Consumer bench: the raw COPY ceiling vs the consumer end to end (topic -> table), with RSS and stage times. */
 import { createKafka } from "../lib/kafka/client.ts";
 import { fetchLag } from "../lib/kafka/lag.ts";
 import type { Logger } from "../lib/core/log.ts";
 import { migrate } from "../lib/sink/migrate.ts";
-import { COLUMNS, copyChunks } from "../lib/sink/copy.ts";
-import type { SinkRow } from "../lib/sink/sink.ts";
-import type { Sql } from "../lib/sink/db.ts";
+import { STAGES } from "../lib/core/stage_times.ts";
+import { freePortRange } from "../tests/_ports.ts";
 import {
   freshDatabase,
-  publishRecords,
-  type ReplayedRecord,
-  replayedRecords,
   spawnConsumer,
 } from "../tests/integration/_consumer_fixture.ts";
+import { loadAverage, sampleTree } from "./_proc.ts";
+import { fillTopic, measureCopyCeiling } from "./_fill.ts";
 
 /** Where the bench runs. */
 export interface ConsumerBenchOptions {
@@ -26,6 +21,8 @@ export interface ConsumerBenchOptions {
   log: Logger;
   /** Progress lines for humans. */
   say: (line: string) => void;
+  /** Leave the filled topic and its rows for another system to read (bench:peers). */
+  keepTopic?: (topic: string) => void;
 }
 
 /** The consumer section's figures. */
@@ -34,34 +31,40 @@ export interface ConsumerBenchResult {
   fill_rows_per_s: number;
   copy_ceiling_rows_per_s: number;
   consumer_rows_per_s: number;
+  consumer_rows_per_s_incl_startup: number;
   consumer_startup_ms: number;
   consumer_total_ms: number;
+  consumer_cpu_s: number;
   ratio: number;
   peak_rss_mb: number;
+  /** Resident set (MB) when 25, 50, 75 and 100 % of the offsets were committed. */
+  rss_mb_at: Record<string, number>;
+  /** Milliseconds per stage, summed over concurrent batches. */
+  stage_ms: Record<string, number>;
+  load_avg: { start: number; end: number };
 }
 
 /**
- * Fills a fresh topic with replayed recorded rows, times one COPY of the same rows straight into
+ * Fills a fresh topic with replayed recorded rows, times a COPY of the same rows straight into
  * a fresh wiki_recent_changes (the ceiling), empties the table, then runs `consumer.ts` as a
- * subprocess until the table holds every row, sampling its RSS from /proc.
+ * subprocess until every offset is committed, sampling its RSS from /proc and its stage times
+ * from /metrics.
  */
 export async function runConsumerBench(
   options: ConsumerBenchOptions,
 ): Promise<ConsumerBenchResult> {
-  const { log } = options;
+  const load0 = loadAverage();
   const id = crypto.randomUUID().slice(0, 8);
   const topic = `bench.${id}.rc`;
   const kafka = createKafka({
     brokers: options.brokers.split(","),
     clientId: `bench-${id}`,
-    log,
+    log: options.log,
   });
   await using db = await freshDatabase(options.databaseUrl);
   await migrate(db.sql);
-
-  const records = replayedRecords(options.rows);
-  const fillMs = await fillTopic(kafka, topic, records, options);
-  const copyRate = await measureCopyCeiling(db.sql, records, options);
+  const fillMs = await fillTopic(kafka, topic, options);
+  const copyRate = await measureCopyCeiling(db.sql, options);
   const run = await runConsumer(kafka, {
     id,
     topic,
@@ -74,7 +77,8 @@ export async function runConsumerBench(
   if (c?.n !== options.rows) {
     throw new Error(`Table holds ${c?.n} rows, expected ${options.rows}`);
   }
-  return report(run, { fillMs, copyRate }, options);
+  options.keepTopic?.(topic);
+  return report(run, { fillMs, copyRate, load0 }, options);
 }
 
 type Kafka = ReturnType<typeof createKafka>;
@@ -89,63 +93,9 @@ interface ConsumerRun {
   /** Offsets committed in all (transaction markers included). */
   total: number;
   peakKb: number;
-}
-
-/** Publishes the records to a fresh topic; returns the milliseconds it took. */
-async function fillTopic(
-  kafka: Kafka,
-  topic: string,
-  records: ReplayedRecord[],
-  options: ConsumerBenchOptions,
-): Promise<number> {
-  const t = performance.now();
-  await publishRecords(kafka, topic, records, {
-    log: options.log,
-    partitions: options.partitions,
-    chunk: 2000,
-  });
-  const fillMs = performance.now() - t;
-  options.say(
-    `filled ${topic}: ${records.length} rows in ${
-      fmtMs(fillMs)
-    } (${options.partitions} partitions, transactional)`,
-  );
-  return fillMs;
-}
-
-/**
- * The ceiling: the same rows, decoded beforehand, in one COPY straight into the table; then
- * empties the table again. Returns rows per second.
- */
-async function measureCopyCeiling(
-  sql: Sql,
-  records: ReplayedRecord[],
-  options: ConsumerBenchOptions,
-): Promise<number> {
-  const enc = new TextEncoder();
-  const rows: SinkRow[] = records.map((r, i) => ({
-    ...decodeValue(enc.encode(r.value)),
-    kafka_partition: 0,
-    kafka_offset: String(i),
-  }));
-  const t = performance.now();
-  await sql.begin(async (tx) => {
-    const writable = await tx.unsafe(
-      `copy wiki_recent_changes (${COLUMNS.join(", ")}) from stdin`,
-    ).writable();
-    await pipeline(Readable.from(copyChunks(rows)), writable);
-  });
-  const copyMs = performance.now() - t;
-  rows.length = 0;
-  const copyRate = options.rows / (copyMs / 1000);
-  options.say(
-    `COPY ceiling: ${options.rows} rows in ${fmtMs(copyMs)} = ${
-      Math.round(copyRate)
-    } rows/s (one COPY into wiki_recent_changes, indexes included)`,
-  );
-  await sql`truncate wiki_recent_changes, wiki_activity_minute`;
-  await sql`vacuum analyze wiki_recent_changes`;
-  return copyRate;
+  cpuS: number;
+  rssAt: Record<string, number>;
+  stages: Record<string, number>;
 }
 
 /** End to end: a real consumer process, from the pre-filled topic into the table. */
@@ -161,6 +111,7 @@ async function runConsumer(
 ): Promise<ConsumerRun> {
   const { id, topic } = target;
   const group = `bench-${id}`;
+  const port = freePortRange(1);
   const started = performance.now();
   const child = await spawnConsumer({
     KAFKA_BROKERS: target.brokers,
@@ -169,23 +120,36 @@ async function runConsumer(
     KAFKA_CLIENT_ID: `bench-${id}`,
     KAFKA_PARTITIONS: String(target.partitions),
     DATABASE_URL: target.databaseUrl,
-  }, ["--idle-exit", "2"]);
-  let peakKb = 0;
-  const sampler = setInterval(() => {
-    peakKb = Math.max(peakKb, readPeakKb(child.pid));
-  }, 50);
+    HTTP_PORT: String(port),
+  }, ["--idle-exit", "3"]);
+  const sampler = sampleTree(child.pid, 50);
   // Progress comes from the group's committed offsets (cheap), not count(*) on a growing table.
   const admin = kafka.admin();
   await admin.connect();
   try {
-    const progress = await waitForCommits(admin, { group, topic, started });
+    const progress = await waitForCommits(admin, {
+      group,
+      topic,
+      started,
+      rss: () => sampler.now().rssKb,
+    });
+    // The last batch's offset commit is timed just after the broker has it: let it land.
+    await new Promise((r) => setTimeout(r, 500));
+    const stages = await scrapeStages(port);
     const status = await child.status;
     if (!status.success) {
       throw new Error(`Consumer exited with code ${status.code}`);
     }
-    return { started, ...progress, peakKb };
+    const usage = sampler.stop();
+    return {
+      started,
+      ...progress,
+      peakKb: usage.peakKb,
+      cpuS: usage.cpuS,
+      stages,
+    };
   } finally {
-    clearInterval(sampler);
+    sampler.stop();
     await admin.disconnect();
     try {
       child.kill("SIGKILL");
@@ -193,32 +157,65 @@ async function runConsumer(
   }
 }
 
-/** Polls the group's offsets until every record is committed (at most 10 minutes). */
+/**
+ * Polls the group's offsets until every record is committed (at most 30 minutes), noting the
+ * resident set as the committed share passes 25, 50, 75 and 100 %.
+ */
 async function waitForCommits(
   admin: Admin,
-  { group, topic, started }: { group: string; topic: string; started: number },
-): Promise<Pick<ConsumerRun, "first" | "doneAt" | "total">> {
+  { group, topic, started, rss }: {
+    group: string;
+    topic: string;
+    started: number;
+    rss: () => number;
+  },
+): Promise<Pick<ConsumerRun, "first" | "doneAt" | "total" | "rssAt">> {
   let first: { at: number; n: number } | undefined;
+  const rssAt: Record<string, number> = {};
   while (true) {
     const lag = await fetchLag(admin, { groupId: group, topic });
     const pending = Number(lag.reduce((a, p) => a + BigInt(p.lag), 0n));
     const committed = lag.reduce((a, p) => a + Number(p.committed ?? 0), 0);
     const now = performance.now();
     if (committed > 0 && !first) first = { at: now, n: committed };
-    if (committed > 0 && pending === 0) {
-      return { first: first!, doneAt: now, total: committed };
+    const share = committed / (committed + pending || 1);
+    for (const q of [25, 50, 75, 100]) {
+      if (share * 100 >= q && !(q in rssAt)) {
+        rssAt[q] = Number((rss() / 1024).toFixed(1));
+      }
     }
-    if (now - started > 600_000) {
-      throw new Error("Cannot finish the consumer bench within 10 minutes");
+    if (committed > 0 && pending === 0) {
+      return { first: first!, doneAt: now, total: committed, rssAt };
+    }
+    if (now - started > 1_800_000) {
+      throw new Error("Cannot finish the consumer bench within 30 minutes");
     }
     await new Promise((r) => setTimeout(r, 20));
   }
 }
 
+/** The consumer's per-stage milliseconds, read from its /metrics. */
+async function scrapeStages(port: number): Promise<Record<string, number>> {
+  const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+  const text = await res.text();
+  const out: Record<string, number> = {};
+  for (const stage of STAGES) {
+    const m = new RegExp(
+      `wikistream_consumer_stage_seconds_total\\{stage="${stage}"\\} (\\S+)`,
+    ).exec(text);
+    out[stage] = Math.round(Number(m?.[1] ?? NaN) * 1000);
+  }
+  return out;
+}
+
 /** Prints the consumer's figures and returns the section's result. */
 function report(
   run: ConsumerRun,
-  { fillMs, copyRate }: { fillMs: number; copyRate: number },
+  { fillMs, copyRate, load0 }: {
+    fillMs: number;
+    copyRate: number;
+    load0: number;
+  },
   options: ConsumerBenchOptions,
 ): ConsumerBenchResult {
   const { started, first: f, doneAt, total, peakKb } = run;
@@ -236,28 +233,32 @@ function report(
   options.say(
     `consumer: peak RSS ${
       (peakKb / 1024).toFixed(1)
-    } MB; all offsets committed (lag 0)`,
+    } MB, RSS at 25/50/75/100 %: ${Object.values(run.rssAt).join(" / ")} MB; ${
+      run.cpuS.toFixed(1)
+    } CPU s; all offsets committed (lag 0)`,
+  );
+  options.say(
+    `consumer stages (ms, summed over concurrent batches): ${
+      STAGES.map((s) => `${s} ${run.stages[s]}`).join(", ")
+    }`,
   );
   return {
     rows: options.rows,
     fill_rows_per_s: Math.round(options.rows / (fillMs / 1000)),
     copy_ceiling_rows_per_s: Math.round(copyRate),
     consumer_rows_per_s: Math.round(consumerRate),
+    consumer_rows_per_s_incl_startup: Math.round(
+      options.rows / ((doneAt - started) / 1000),
+    ),
     consumer_startup_ms: Math.round(f.at - started),
     consumer_total_ms: Math.round(doneAt - started),
+    consumer_cpu_s: Number(run.cpuS.toFixed(1)),
     ratio: Number((consumerRate / copyRate).toFixed(3)),
     peak_rss_mb: Number((peakKb / 1024).toFixed(1)),
+    rss_mb_at: run.rssAt,
+    stage_ms: run.stages,
+    load_avg: { start: load0, end: loadAverage() },
   };
-}
-
-/** VmHWM (peak resident set) of a live process in KiB, or 0 once it is gone. */
-function readPeakKb(pid: number): number {
-  try {
-    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-    return Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
-  } catch {
-    return 0;
-  }
 }
 
 function fmtMs(ms: number): string {

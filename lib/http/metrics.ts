@@ -3,6 +3,7 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { PollerStats } from "../source/poller.ts";
 import type { ConsumerStats } from "../sink/batch_handler.ts";
 import type { HousekeepingStats } from "../sink/housekeeping.ts";
+import { STAGES } from "../core/stage_times.ts";
 
 /** The lag figures exported as gauges (a consumer's `/lag` report satisfies it). */
 export interface LagSource {
@@ -231,6 +232,12 @@ function fillConsumerCounters(r: Registry, c: ConsumerStats) {
     "wikistream_db_errors_total",
     "Database write attempts that failed",
     c.dbErrors,
+  );
+  counter(
+    r,
+    "wikistream_consumer_stage_seconds_total",
+    "Time spent per consumer stage, summed over (concurrent) batches",
+    STAGES.map((stage): Sample => [{ stage }, c.stages[stage] / 1000]),
   );
 }
 

@@ -7,8 +7,15 @@ import type {
   KafkaMessage,
 } from "kafkajs";
 import type { Logger } from "../core/log.ts";
+import type { StageTimes } from "../core/stage_times.ts";
 import type { InRecord } from "./client.ts";
 import { headersToStrings } from "./_headers.ts";
+import { WriteBehind } from "./_write_behind.ts";
+import {
+  commitPastMarkerOnlyFetches,
+  type Pipeline,
+  timeFetches,
+} from "./_consumer_events.ts";
 
 /** A batch of records from one partition, handed to the consumer's handler. */
 export interface RecordBatch {
@@ -51,6 +58,8 @@ export interface BatchConsumerOptions {
   sessionTimeout?: number;
   /** Partitions handled at once (each on its own DB connection); default 3. */
   concurrency?: number;
+  /** Adds the milliseconds of Kafka fetches and offset commits. */
+  times?: Pick<StageTimes, "fetch" | "offset_commit">;
 }
 
 /** A running consumer; `stop()` finishes the batch in flight and commits it. */
@@ -74,6 +83,9 @@ const LOST_MEMBERSHIP = new Set([
 /**
  * Runs a consumer group member with manual commits: each batch is handed to `handle`, and only
  * after it resolves is the offset past the batch (including transaction markers) committed.
+ * Write-behind: once a batch is handed over, kafkajs fetches the next one while it is written
+ * (at most one write in flight per partition; the next batch of a partition waits for it). A
+ * failed write seeks its partition back to the batch, so nothing after it is committed first.
  * A timer heartbeats while `handle` runs; if the heartbeat reports a rebalance the batch's
  * signal aborts and nothing is committed for it (the broker would reject the old generation's
  * commit anyway, and the next owner re-reads the batch; the sink's merge makes that a no-op).
@@ -85,7 +97,16 @@ export async function runBatchConsumer(
   const log = options.log.with({ component: "batch-consumer" });
   const consumer = createGroupConsumer(kafka, options);
   const crashed = watchForCrash(consumer);
-  commitPastMarkerOnlyFetches(consumer, options, log);
+  const ctx: Pipeline = {
+    consumer,
+    options,
+    log,
+    chain: new WriteBehind(),
+    stopping: false,
+  };
+  consumer.on(consumer.events.GROUP_JOIN, () => ctx.chain.bump());
+  commitPastMarkerOnlyFetches(ctx);
+  timeFetches(consumer, options.times);
   try {
     await consumer.connect();
     await consumer.subscribe({ topic: options.topic, fromBeginning: true });
@@ -93,14 +114,14 @@ export async function runBatchConsumer(
       autoCommit: false,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: options.concurrency ?? 3,
-      eachBatch: (payload) => processBatch(payload, options, log),
+      eachBatch: (payload) => acceptBatch(payload, ctx),
     });
   } catch (err) {
     // A client that failed to join is thrown away, never reused.
     await consumer.disconnect().catch(() => {});
     throw err;
   }
-  return stoppable(consumer, crashed);
+  return stoppable(ctx, crashed);
 }
 
 /** The kafkajs consumer: read_committed, manual commits, short session while heartbeating. */
@@ -133,37 +154,49 @@ function watchForCrash(consumer: Consumer): Promise<Error> {
 }
 
 /**
- * A fetch that held only transaction markers (or aborted records) is resolved by kafkajs
- * without calling eachBatch; commit past it so a caught-up group shows zero lag. kafkajs emits
- * this with batchSize 0 only for such filtered fetches; firstOffset is null when no record at
- * or after the fetched offset came back, and then there is nothing to skip.
+ * eachBatch: waits for the partition's previous write, then starts this batch's write behind it
+ * and resolves the offset so kafkajs fetches on. Stale, stopping or after a failed write: the
+ * batch is left alone (not resolved), to be fetched again.
  */
-function commitPastMarkerOnlyFetches(
-  consumer: Consumer,
-  options: BatchConsumerOptions,
-  log: Logger,
-): void {
-  consumer.on(consumer.events.END_BATCH_PROCESS, async (e) => {
-    if (e.payload.batchSize !== 0 || e.payload.firstOffset === null) return;
-    const offset = (BigInt(e.payload.lastOffset) + 1n).toString();
-    await consumer.commitOffsets([{
-      topic: e.payload.topic,
-      partition: e.payload.partition,
-      offset,
-    }])
-      .then(() => options.onCommitted?.({ ...e.payload, offset }))
-      .catch((err) => log.debug("marker commit skipped", { err }));
+async function acceptBatch(
+  payload: EachBatchPayload,
+  ctx: Pipeline,
+): Promise<void> {
+  const { batch, isRunning, isStale } = payload;
+  await ctx.chain.previous(batch.partition);
+  if (ctx.stopping) {
+    ctx.consumer.pause([{ topic: batch.topic }]);
+    return;
+  }
+  if (batch.isEmpty() || !isRunning() || isStale()) return;
+  const first = batch.firstOffset();
+  if (first === null || !ctx.chain.accepts(batch.partition, first)) return;
+  const generation = ctx.chain.generation;
+  ctx.chain.push(batch.partition, first, async () => {
+    try {
+      await processBatch(payload, ctx, generation);
+    } catch (err) {
+      if (!ctx.stopping && ctx.chain.generation === generation) {
+        // Fetch this batch again; the batches fetched after it are refused until then.
+        ctx.consumer.seek({
+          topic: batch.topic,
+          partition: batch.partition,
+          offset: first,
+        });
+      }
+      throw err;
+    }
   });
+  payload.resolveOffset(batch.lastOffset());
 }
 
 /** Hands one batch to `handle` while heartbeating, then commits past it unless it was lost. */
 async function processBatch(
   payload: EachBatchPayload,
-  options: BatchConsumerOptions,
-  log: Logger,
+  { options, log, chain }: Pipeline,
+  generation: number,
 ): Promise<void> {
   const { batch, isRunning, isStale } = payload;
-  if (batch.isEmpty() || !isRunning() || isStale()) return;
   const records = batch.messages.map((m) => viewRecord(batch, m));
   const lost = new AbortController();
   const beat = heartbeatOrAbandon(payload, lost, log);
@@ -181,9 +214,9 @@ async function processBatch(
   } finally {
     clearInterval(timer);
   }
-  // Written, but the partition moved on: never commit for a partition we no longer own.
+  // Written, but the partition moved on: never commit for a partition we may no longer own.
   if (lost.signal.aborted) throw lost.signal.reason;
-  if (isStale()) return;
+  if (isStale() || chain.generation !== generation) return;
   await commitBatch(payload, options);
 }
 
@@ -222,21 +255,22 @@ function heartbeatOrAbandon(
   };
 }
 
-/** Resolves and commits the offset past the batch, then reports it. */
+/** Commits the offset past the batch (resolved when it was accepted), then reports it. */
 async function commitBatch(
-  { batch, resolveOffset, commitOffsetsIfNecessary }: EachBatchPayload,
+  { batch, commitOffsetsIfNecessary }: EachBatchPayload,
   options: BatchConsumerOptions,
 ): Promise<void> {
   // lastOffset() includes trailing control records of this fetch, so the marker is skipped too.
   const last = batch.lastOffset();
-  resolveOffset(last);
   const offset = (BigInt(last) + 1n).toString();
+  const t0 = performance.now();
   await commitOffsetsIfNecessary({
     topics: [{
       topic: batch.topic,
       partitions: [{ partition: batch.partition, offset }],
     }],
   });
+  if (options.times) options.times.offset_commit += performance.now() - t0;
   options.onCommitted?.({
     topic: batch.topic,
     partition: batch.partition,
@@ -245,18 +279,18 @@ async function commitBatch(
   });
 }
 
-/** The handle returned to callers: `stop()` disconnects once. */
-function stoppable(
-  consumer: Consumer,
-  crashed: Promise<Error>,
-): BatchConsumer {
-  let stopped = false;
+/** The handle returned to callers: `stop()` finishes the writes in flight, commits, disconnects. */
+function stoppable(ctx: Pipeline, crashed: Promise<Error>): BatchConsumer {
+  let stopped: Promise<void> | undefined;
   const handle: BatchConsumer = {
     crashed,
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      await consumer.disconnect();
+    stop() {
+      stopped ??= (async () => {
+        ctx.stopping = true;
+        await ctx.chain.drain();
+        await ctx.consumer.disconnect();
+      })();
+      return stopped;
     },
     [Symbol.asyncDispose]() {
       return handle.stop();

@@ -214,6 +214,7 @@ async function startWriting(
       // DeadLetter carries the original key, bytes and the dlq.* headers the DLQ record needs.
       deadLetters: { publish: (d) => dlq.send(d) },
       redactDeletedPages: config.REDACT_DELETED_PAGES,
+      times: stats.stages,
     },
   );
   opened.push(() => sink.close());
@@ -228,6 +229,7 @@ async function startWriting(
     groupId: config.KAFKA_GROUP_ID,
     topic,
     log,
+    times: stats.stages,
     handle: async (batch, ctx) => {
       const t0 = progress.lastActivity = Date.now();
       await handle(batch, ctx);

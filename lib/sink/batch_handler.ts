@@ -1,7 +1,9 @@
 /** @module Turns a Kafka batch into one durable sink write: decode, dead-letter, write with retry. */
-import { decodeValue } from "./decode.ts";
+import { type ParsedValue, parseValue, validateValue } from "./decode.ts";
 import { DecodeError } from "../core/errors.ts";
 import type { BatchContext, RecordBatch } from "../kafka/batch_consumer.ts";
+import type { InRecord } from "../kafka/client.ts";
+import { newStageTimes, type StageTimes } from "../core/stage_times.ts";
 import type { Logger } from "../core/log.ts";
 import { retry } from "../core/retry.ts";
 import type { DeadLetter, Sink, SinkRow } from "./sink.ts";
@@ -16,6 +18,8 @@ export interface ConsumerStats {
   dbErrors: number;
   lastBatchMs: number;
   lastEventMs: number;
+  /** Where the time went, per stage (the sink and the batch consumer add theirs). */
+  stages: StageTimes;
 }
 
 /** Options for {@linkcode createBatchHandler}. */
@@ -40,49 +44,83 @@ export function newConsumerStats(): ConsumerStats {
     dbErrors: 0,
     lastBatchMs: 0,
     lastEventMs: 0,
+    stages: newStageTimes(),
   };
 }
 
-/** Splits a batch into rows and dead letters; never throws on bad input. */
+/**
+ * Splits a batch into rows and dead letters; never throws on bad input. Parses every value
+ * first, then validates them, adding each phase's milliseconds to `times` when given.
+ */
 export function decodeBatch(
   batch: RecordBatch,
   receivedAt = new Date(),
+  times?: StageTimes,
 ): { rows: SinkRow[]; deadLetters: DeadLetter[] } {
-  const rows: SinkRow[] = [];
   const deadLetters: DeadLetter[] = [];
-  for (const r of batch.records) {
+  const t0 = performance.now();
+  const parsed: (ParsedValue | undefined)[] = batch.records.map((r) => {
     try {
-      rows.push({
-        ...decodeValue(r.value),
-        kafka_partition: r.partition,
-        kafka_offset: r.offset,
-      });
+      return parseValue(r.value);
     } catch (err) {
-      const reason = err instanceof DecodeError ? err.reason : "decode_failed";
-      deadLetters.push({
+      deadLetters.push(toDeadLetter(r, err, receivedAt));
+      return undefined;
+    }
+  });
+  const t1 = performance.now();
+  const rows: SinkRow[] = [];
+  for (let i = 0; i < parsed.length; i++) {
+    const p = parsed[i];
+    if (p === undefined) continue;
+    const r = batch.records[i]!;
+    try {
+      const row = validateValue(p) as SinkRow;
+      row.kafka_partition = r.partition;
+      row.kafka_offset = r.offset;
+      rows.push(row);
+    } catch (err) {
+      deadLetters.push(toDeadLetter(r, err, receivedAt));
+    }
+  }
+  if (times) {
+    times.decode += t1 - t0;
+    times.validate += performance.now() - t1;
+  }
+  if (deadLetters.length > 1) {
+    deadLetters.sort((a, b) => Number(BigInt(a.offset) - BigInt(b.offset)));
+  }
+  return { rows, deadLetters };
+}
+
+/** A record that could not be decoded, as a dead letter with its reason headers. */
+function toDeadLetter(
+  r: InRecord,
+  err: unknown,
+  receivedAt: Date,
+): DeadLetter {
+  const reason = err instanceof DecodeError ? err.reason : "decode_failed";
+  const error = storable((err as Error).message);
+  return {
+    topic: r.topic,
+    partition: r.partition,
+    offset: r.offset,
+    key: r.key,
+    value: r.value,
+    headers: {
+      ...r.headers,
+      ...deadLetterHeaders({
+        reason,
+        error,
         topic: r.topic,
         partition: r.partition,
         offset: r.offset,
-        key: r.key,
-        value: r.value,
-        headers: {
-          ...r.headers,
-          ...deadLetterHeaders({
-            reason,
-            error: storable((err as Error).message),
-            topic: r.topic,
-            partition: r.partition,
-            offset: r.offset,
-            timestamp: r.timestamp,
-            receivedAt,
-          }),
-        },
-        reason,
-        error: storable((err as Error).message),
-      });
-    }
-  }
-  return { rows, deadLetters };
+        timestamp: r.timestamp,
+        receivedAt,
+      }),
+    },
+    reason,
+    error,
+  };
 }
 
 /** Error text fit for PostgreSQL text/jsonb: JSON.parse quotes the bad input, NUL included. */
@@ -120,7 +158,7 @@ export function createBatchHandler(options: BatchHandlerOptions) {
   const stats = options.stats ?? newConsumerStats();
   const now = options.now ?? Date.now;
   return async (batch: RecordBatch, ctx: BatchContext): Promise<void> => {
-    const { rows, deadLetters } = decodeBatch(batch);
+    const { rows, deadLetters } = decodeBatch(batch, new Date(), stats.stages);
     const started = now();
     // Shutdown or a lost partition stops the retries (the batch is then abandoned, uncommitted);
     // a write already under way is finished first.

@@ -1,6 +1,7 @@
 /** @module Decodes a Kafka record value into a table row, or says exactly why it cannot. */
 import { ApiRowSchema, StreamEventSchema } from "../schemas/wikimedia.ts";
 import { EnvelopeSchema } from "../schemas/envelope.ts";
+import { fastApiRow, fastEnvelope } from "../schemas/fast_api_row.ts";
 import {
   type ChangeRow,
   normaliseApiRow,
@@ -14,8 +15,19 @@ export const MAX_VALUE_BYTES = 1_000_000;
 const decoder = new TextDecoder("utf-8", { fatal: true });
 const MAYBE_UNSTORABLE = /\\u(0000|[dD][89a-fA-F])/;
 
+/** A record value parsed as JSON, not yet validated. */
+export interface ParsedValue {
+  json: unknown;
+  text: string;
+}
+
 /** Decodes one record value; throws DecodeError with a reason on bad input. */
 export function decodeValue(value: Uint8Array | null): ChangeRow {
+  return validateValue(parseValue(value));
+}
+
+/** The first half of {@linkcode decodeValue}: size, UTF-8 and JSON; throws DecodeError. */
+export function parseValue(value: Uint8Array | null): ParsedValue {
   if (value === null) {
     throw new DecodeError("empty", "Cannot decode record: value is null");
   }
@@ -25,11 +37,9 @@ export function decodeValue(value: Uint8Array | null): ChangeRow {
       `Cannot decode record: ${value.byteLength} bytes exceeds ${MAX_VALUE_BYTES}`,
     );
   }
-  let json: unknown;
-  let text: string;
   try {
-    text = decoder.decode(value);
-    json = JSON.parse(text);
+    const text = decoder.decode(value);
+    return { json: JSON.parse(text), text };
   } catch (err) {
     throw new DecodeError(
       "not_json",
@@ -37,7 +47,14 @@ export function decodeValue(value: Uint8Array | null): ChangeRow {
       { cause: err },
     );
   }
-  const env = EnvelopeSchema.safeParse(json);
+}
+
+/** The second half of {@linkcode decodeValue}: envelope, storable text, row; throws DecodeError. */
+export function validateValue({ json, text }: ParsedValue): ChangeRow {
+  const fast = fastEnvelope(json);
+  const env = fast
+    ? { success: true as const, data: fast }
+    : EnvelopeSchema.safeParse(json);
   if (!env.success) {
     throw new DecodeError(
       "bad_envelope",
@@ -60,7 +77,10 @@ export function decodeValue(value: Uint8Array | null): ChangeRow {
     }
     return normaliseStreamEvent(event.data, env.data.row);
   }
-  const row = ApiRowSchema.safeParse(env.data.row);
+  const quick = fastApiRow(env.data.row);
+  const row = quick
+    ? { success: true as const, data: quick }
+    : ApiRowSchema.safeParse(env.data.row);
   if (!row.success) {
     throw new DecodeError(
       "bad_row",

@@ -10,6 +10,7 @@ import { MonthPartitions } from "./partitions.ts";
 import type { ChangeRow } from "../source/normalise.ts";
 import { isRetriable } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
+import type { StageTimes } from "../core/stage_times.ts";
 
 /** A change row plus where it was read from in Kafka. */
 export interface SinkRow extends ChangeRow {
@@ -62,6 +63,8 @@ export interface SinkOptions {
   writeTimeoutMs?: number;
   /** REDACT_DELETED_PAGES: a deleted page's rows also lose their comment, user and sha1. */
   redactDeletedPages?: boolean;
+  /** Adds the COPY, merge and commit milliseconds of each write. */
+  times?: StageTimes;
 }
 
 /**
@@ -167,14 +170,22 @@ class PostgresSink implements Sink {
     deadLetters: DeadLetter[],
   ): Promise<number> {
     await this.#publishOnce(deadLetters);
-    return await withTimeout(
+    const times = this.#options.times;
+    const t0 = performance.now();
+    let inTx = 0;
+    const inserted = await withTimeout(
       this.#timeoutMs,
-      this.#sql.begin((tx) =>
-        writeTransaction(tx, rows, deadLetters, {
+      this.#sql.begin(async (tx) => {
+        const t = performance.now();
+        const n = await writeTransaction(tx, rows, deadLetters, {
           redactDeletedPages: this.#options.redactDeletedPages ?? false,
-        })
-      ),
+        }, times);
+        inTx = performance.now() - t;
+        return n;
+      }),
     );
+    if (times) times.db_commit += performance.now() - t0 - inTx;
+    return inserted;
   }
 
   /** Publishes each dead letter once per sink, however often its write is retried. */
@@ -200,9 +211,12 @@ async function writeTransaction(
   rows: SinkRow[],
   deadLetters: DeadLetter[],
   redaction: RedactionOptions,
+  times?: StageTimes,
 ): Promise<number> {
   let inserted = 0;
-  if (rows.length > 0) inserted = await copyAndMerge(tx, rows, redaction);
+  if (rows.length > 0) {
+    inserted = await copyAndMerge(tx, rows, redaction, times);
+  }
   if (deadLetters.length > 0) await insertDeadLetters(tx, deadLetters);
   return inserted;
 }
@@ -215,7 +229,9 @@ async function copyAndMerge(
   tx: Transaction,
   rows: SinkRow[],
   redaction: RedactionOptions,
+  times?: StageTimes,
 ): Promise<number> {
+  const t0 = performance.now();
   await tx.unsafe(
     `create temp table if not exists wikistream_stage_text (${STAGE_DDL})
              on commit delete rows`,
@@ -225,6 +241,7 @@ async function copyAndMerge(
   )
     .writable();
   await pipeline(Readable.from(copyChunks(rows)), writable);
+  const t1 = performance.now();
   // Held shared until commit: retention (exclusive) never drops a partition under this write.
   await tx`select pg_advisory_xact_lock_shared(hashtext('wikistream.retention'))`;
   let inserted = 0;
@@ -234,6 +251,10 @@ async function copyAndMerge(
     inserted += Number(res?.inserted ?? 0);
   }
   await applyRedactions(tx, rows, redaction);
+  if (times) {
+    times.copy += t1 - t0;
+    times.merge += performance.now() - t1;
+  }
   return inserted;
 }
 

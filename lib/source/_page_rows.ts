@@ -1,5 +1,6 @@
 /** @module Sifts one Action API page's rows: new events, rejects, and rows already published. */
 import { type ApiRow, ApiRowSchema } from "../schemas/wikimedia.ts";
+import { fastApiRow } from "../schemas/fast_api_row.ts";
 import type { Envelope } from "../schemas/envelope.ts";
 import type { Cursor } from "./cursor.ts";
 import { messageKey } from "./normalise.ts";
@@ -57,6 +58,8 @@ class RowSifter {
   }
 
   add(raw: unknown): void {
+    const fast = fastApiRow(raw);
+    if (fast) return this.#addRow(raw, fast);
     const parsed = ApiRowSchema.safeParse(raw);
     if (parsed.success) this.#addRow(raw, parsed.data);
     else this.#addReject(raw, parsed.error.issues);
