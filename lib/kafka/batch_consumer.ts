@@ -53,7 +53,7 @@ export interface BatchConsumerOptions {
   ): void;
   /** Fetch size per partition (a batch is at most about this big); default 1 MiB. */
   maxBytesPerPartition?: number;
-  /** Fetch size per request; default 4 MiB. */
+  /** Fetch size per request; default 2 MiB (with write-behind one fetch waits beside each write). */
   maxBytes?: number;
   sessionTimeout?: number;
   /** Partitions handled at once (each on its own DB connection); default 3. */
@@ -138,7 +138,7 @@ function createGroupConsumer(
     heartbeatInterval: HEARTBEAT_MS,
     maxBytesPerPartition: options.maxBytesPerPartition ??
       MAX_BYTES_PER_PARTITION,
-    maxBytes: options.maxBytes ?? 4 * MAX_BYTES_PER_PARTITION,
+    maxBytes: options.maxBytes ?? 2 * MAX_BYTES_PER_PARTITION,
     maxWaitTimeInMs: 500,
     allowAutoTopicCreation: false,
   });
