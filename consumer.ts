@@ -1,5 +1,5 @@
 /** @module `deno task consume`: reads the topic in batches and writes them into PostgreSQL. */
-import { boot } from "./lib/core/cli.ts";
+import { boot, helpRequested, printUsage } from "./lib/core/cli.ts";
 import { ConfigError, dependencyOf } from "./lib/core/errors.ts";
 import { serve } from "./lib/http/serve.ts";
 import { startConsumer } from "./lib/pipeline/consumer.ts";
@@ -18,6 +18,7 @@ import { currentDashboard, currentLag } from "./lib/pipeline/_current.ts";
 
 /** Runs the consumer; returns the exit code. */
 export async function main(args = Deno.args): Promise<number> {
+  if (helpRequested(args)) return printUsage("consume");
   const booted = boot("consumer", args, ["idleExitMs"]);
   if ("exitCode" in booted) return booted.exitCode;
   const { config, flags, log } = booted;

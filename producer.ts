@@ -1,5 +1,5 @@
 /** @module `deno task produce`: polls the configured wikis and publishes every change to Kafka. */
-import { boot } from "./lib/core/cli.ts";
+import { boot, helpRequested, printUsage } from "./lib/core/cli.ts";
 import { ConfigError } from "./lib/core/errors.ts";
 import { serve } from "./lib/http/serve.ts";
 import { createApp } from "./lib/http/app.ts";
@@ -16,6 +16,7 @@ import {
 
 /** Runs the producer; returns the exit code. */
 export async function main(args = Deno.args): Promise<number> {
+  if (helpRequested(args)) return printUsage("produce");
   const booted = boot("producer", args, ["since", "until"]);
   if ("exitCode" in booted) return booted.exitCode;
   const { config, flags, log } = booted;

@@ -3,7 +3,12 @@
  * starts local Kafka and PostgreSQL when KAFKA_BROKERS / DATABASE_URL are not given, then runs
  * producer and consumer together (one HTTP server) until Ctrl-C, each waiting out outages.
  */
-import { boot, type Flags } from "./lib/core/cli.ts";
+import {
+  boot,
+  type Flags,
+  helpRequested,
+  printUsage,
+} from "./lib/core/cli.ts";
 import { type Config, configEnv } from "./lib/core/config.ts";
 import { ConfigError, dependencyOf } from "./lib/core/errors.ts";
 import { createLifecycle } from "./lib/core/lifecycle.ts";
@@ -49,6 +54,8 @@ async function localServices(): Promise<Record<string, string>> {
 
 /** Runs the whole pipeline; returns the exit code. */
 export async function main(args = Deno.args): Promise<number> {
+  // Before the local services start: help must not start Kafka and PostgreSQL.
+  if (helpRequested(args)) return printUsage("start");
   // Only the schema's variables: the task grants --allow-env to those names alone.
   const env = configEnv();
   // Validate before starting anything: a bad value must not leave services running.

@@ -4,10 +4,27 @@ import { runConsumerBench } from "./consumer.ts";
 import { runProducerBench } from "./producer.ts";
 import { loadAverage } from "./_proc.ts";
 
+const USAGE = `Usage: ./wikistream bench
+
+Runs the consumer and producer benchmarks on the local Kafka and PostgreSQL (started through
+scripts/services.sh), prints a summary, then one JSON line. See docs/benchmarks.md.
+
+Flags:
+  -h, --help  Print this help and exit
+
+Environment:
+  BENCH_ROWS=150000
+      Rows per benchmark run
+`;
+
 /** Runs the bench; returns the exit code. */
-export async function main(): Promise<number> {
+export async function main(args = Deno.args): Promise<number> {
   const enc = new TextEncoder();
   const say = (line: string) => Deno.stdout.writeSync(enc.encode(line + "\n"));
+  if (args.includes("--help") || args.includes("-h")) {
+    Deno.stdout.writeSync(enc.encode(USAGE));
+    return 0;
+  }
   const { brokers, databaseUrl } = await services();
   const rows = rowsOption(Deno.args, Deno.env.get("BENCH_ROWS"));
   const log = createLogger({ service: "bench", level: "warn" });

@@ -1,8 +1,11 @@
-/** @module Shared entrypoint plumbing: flags and config errors (exit 2). */
+/** @module Shared entrypoint plumbing: flags, `--help`, and config errors (exit 2). */
 import { parseArgs } from "node:util";
 import { type Config, loadConfig } from "./config.ts";
 import { ConfigError } from "./errors.ts";
 import { createLogger, type Logger } from "./log.ts";
+import { type CommandName, usageText } from "./_usage.ts";
+
+export type { CommandName };
 
 /** Parsed flags of all entrypoints. */
 export interface Flags {
@@ -84,6 +87,21 @@ function parseWikis(value: string): string[] {
   return hosts;
 }
 
+/** True when the arguments ask for help (`--help` or `-h`, anywhere). */
+export function helpRequested(args: readonly string[]): boolean {
+  return args.some((a) => a === "--help" || a === "-h");
+}
+
+/** Prints the command's usage (flags and main variables) to stdout; returns the exit code 0. */
+export function printUsage(
+  command: CommandName,
+  write: (text: string) => void = (text) =>
+    Deno.stdout.writeSync(new TextEncoder().encode(text)),
+): 0 {
+  write(usageText(command));
+  return 0;
+}
+
 /** Loads config and flags, or logs the problem and returns the exit code 2. */
 export function boot(
   service: string,
@@ -99,11 +117,17 @@ export function boot(
     return {
       config,
       flags,
-      log: createLogger({ service, level: config.LOG_LEVEL }),
+      log: createLogger({
+        service,
+        level: config.LOG_LEVEL,
+        format: config.LOG_FORMAT,
+      }),
     };
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
-    createLogger({ service }).error(err.message, { error: "ConfigError" });
+    createLogger({ service, format: "auto" }).error(err.message, {
+      error: "ConfigError",
+    });
     return { exitCode: 2 };
   }
 }

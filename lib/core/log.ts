@@ -1,7 +1,11 @@
-/** @module Structured JSON-lines logging; the only module that writes to the console. */
+/** @module Structured logging: JSON lines, or readable lines on a terminal; the only module that writes to the console. */
+import { formatPretty } from "./_log_pretty.ts";
 
 /** Log levels in increasing order of severity. */
 export type LogLevel = "debug" | "info" | "warn" | "error";
+
+/** `json`: JSON lines; `pretty`: readable lines; `auto`: pretty when stdout is a terminal. */
+export type LogFormat = "auto" | "pretty" | "json";
 
 /** Fields attached to a log line. */
 export type LogFields = Record<string, unknown>;
@@ -19,7 +23,9 @@ export interface Logger {
 export interface LoggerOptions {
   service: string;
   level?: LogLevel;
-  /** Where each JSON line goes; defaults to stderr for warn/error and stdout otherwise. */
+  /** Line format (default `json`); `auto` resolves through {@linkcode resolveLogFormat}. */
+  format?: LogFormat;
+  /** Where each line goes; defaults to stderr for warn/error and stdout otherwise. */
   write?: (line: string, level: LogLevel) => void;
   now?: () => Date;
 }
@@ -31,11 +37,24 @@ const ORDER: Record<LogLevel, number> = {
   error: 40,
 };
 
-/** Creates a JSON-lines logger: `{"time","level","msg","service",...fields}`. */
+/** `pretty` when `auto` and stdout is a terminal, else `json` (or the format asked for). */
+export function resolveLogFormat(
+  format: LogFormat,
+  isTerminal: () => boolean = () => Deno.stdout.isTerminal(),
+): "pretty" | "json" {
+  if (format !== "auto") return format;
+  return isTerminal() ? "pretty" : "json";
+}
+
+/** Creates a logger: JSON lines `{"time","level","msg","service",...fields}` or readable lines. */
 export function createLogger(options: LoggerOptions): Logger {
   const min = ORDER[options.level ?? "info"];
   const write = options.write ?? defaultWrite;
   const now = options.now ?? (() => new Date());
+  const pretty = resolveLogFormat(options.format ?? "json") === "pretty";
+  // Terminal control only when we write to the terminal ourselves; no colours with NO_COLOR.
+  const terminal = pretty && !options.write && Deno.stdout.isTerminal();
+  const colour = terminal && !Deno.noColor;
   function make(base: LogFields): Logger {
     function emit(level: LogLevel, msg: string, fields?: LogFields) {
       if (ORDER[level] < min) return;
@@ -43,7 +62,16 @@ export function createLogger(options: LoggerOptions): Logger {
       for (const [k, v] of Object.entries(fields ?? {})) {
         (line as LogFields)[k] = v instanceof Error ? serializeError(v) : v;
       }
-      write(JSON.stringify(line, jsonReplacer), level);
+      write(
+        pretty
+          ? formatPretty(line, {
+            colour,
+            clearLine: terminal,
+            replacer: jsonReplacer,
+          })
+          : JSON.stringify(line, jsonReplacer),
+        level,
+      );
     }
     return {
       debug: (msg, fields) => emit("debug", msg, fields),

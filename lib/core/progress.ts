@@ -1,4 +1,8 @@
-/** @module A one-line progress bar for backfills on a terminal (stderr); silent elsewhere. */
+/**
+ * @module A one-line progress bar for backfills on a terminal (stderr); silent elsewhere. The
+ * producer draws it only when the log lines are readable ones (LOG_FORMAT), which clear the
+ * bar's line before they print, so a bar never lands inside a JSON line.
+ */
 
 /** Reports per-wiki progress between 0 and 1. */
 export type ProgressReporter = (

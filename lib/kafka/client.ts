@@ -8,6 +8,7 @@ import {
 } from "kafkajs";
 import { type Config, readCaFile } from "../core/config.ts";
 import type { Logger } from "../core/log.ts";
+import "./_request_queue_fix.ts";
 
 /** A record to publish. */
 export interface OutRecord {
@@ -100,13 +101,10 @@ function forwardKafkaLog(log: Logger, { level, log: entry }: LogEntry): void {
       "Limiting retries for the idempotent producer",
     )
   ) return;
-  // kafkajs logs retriable protocol errors (e.g. CONCURRENT_TRANSACTIONS right after a
-  // commit) at ERROR before retrying them itself: those are warnings.
-  const retrying = "retryCount" in fields ||
-    String(message).startsWith("Response ");
-  const fn = level > KafkaLogLevel.WARN || repeated(message, fields)
+  const fn = level > KafkaLogLevel.WARN ||
+      isTransactionSettling(message, fields) || repeated(message, fields)
     ? log.debug
-    : level <= KafkaLogLevel.ERROR && !retrying
+    : level <= KafkaLogLevel.ERROR && !isRetrying(message, fields)
     ? log.error
     : log.warn;
   fn(message, fields);
@@ -126,4 +124,30 @@ function repeated(message: unknown, fields: Record<string, unknown>): boolean {
   if (lastLogged.size > 1000) lastLogged.clear();
   lastLogged.set(key, now);
   return false;
+}
+
+/** kafkajs's text of CONCURRENT_TRANSACTIONS (protocol error 51). */
+const CONCURRENT_TRANSACTIONS =
+  "another concurrent operation on the same transaction was ongoing";
+
+/**
+ * CONCURRENT_TRANSACTIONS on the first send of a transaction: the coordinator answered the
+ * previous commit's EndTxn before writing its commit markers, and refuses AddPartitionsToTxn
+ * until it has. Every back-to-back transaction meets it; the broker expects the client to retry
+ * (the Java client retries it every 20 ms and logs it at debug, KAFKA-5477), and so does ours
+ * (lib/kafka/publisher.ts). If the retries run out, the send fails and that is logged.
+ */
+function isTransactionSettling(
+  message: unknown,
+  fields: Record<string, unknown>,
+): boolean {
+  const text = String(message);
+  return String(fields.error ?? text).includes(CONCURRENT_TRANSACTIONS) &&
+    (text.startsWith("Response AddPartitionsToTxn") ||
+      (text.startsWith("Failed to send messages") && "retryCount" in fields));
+}
+
+/** kafkajs logs retriable protocol errors at ERROR before retrying them itself: warnings. */
+function isRetrying(message: unknown, fields: Record<string, unknown>) {
+  return "retryCount" in fields || String(message).startsWith("Response ");
 }

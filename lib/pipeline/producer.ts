@@ -10,7 +10,7 @@ import {
   type TransactionalPublisher,
 } from "../kafka/publisher.ts";
 import { readCompacted } from "../kafka/compacted.ts";
-import type { Logger } from "../core/log.ts";
+import { type Logger, resolveLogFormat } from "../core/log.ts";
 import {
   newPollerStats,
   type PollerStats,
@@ -247,7 +247,11 @@ function pollAll(
   restored: Map<string, CheckpointValue | CheckpointValueV1>,
 ): Promise<void> {
   const { config, options } = run;
-  const progress = options.since ? terminalProgress() : undefined;
+  // The bar only beside readable lines: never between JSON lines (those carry `progress`).
+  const progress =
+    options.since && resolveLogFormat(config.LOG_FORMAT) === "pretty"
+      ? terminalProgress()
+      : undefined;
   const source = options.source ?? createWikimediaClient({
     apiUrlTemplate: config.MEDIAWIKI_API_URL,
     userAgent: config.USER_AGENT,

@@ -136,6 +136,10 @@ export const ConfigSchema = z.object({
     ),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info")
     .describe("Minimum log level"),
+  LOG_FORMAT: z.enum(["auto", "pretty", "json"]).default("auto")
+    .describe(
+      "`auto`: readable lines on a terminal, JSON lines otherwise; `pretty` or `json` to force one",
+    ),
 });
 
 /** The resolved configuration. */
@@ -143,6 +147,31 @@ export type Config = Readonly<z.infer<typeof ConfigSchema>>;
 
 /** The variable names the schema knows (for task permissions and compose checks). */
 export const CONFIG_KEYS = Object.keys(ConfigSchema.shape) as (keyof Config)[];
+
+/** One variable as documented: name, default (as text, `unset` when none) and meaning. */
+export interface ConfigDoc {
+  name: keyof Config;
+  default: string;
+  description: string;
+}
+
+/** The documentation of every variable, read from the schema (for `--help` and README checks). */
+export function describeConfig(): ConfigDoc[] {
+  return CONFIG_KEYS.map((name) => {
+    const field = ConfigSchema.shape[name];
+    const parsed = field.safeParse(undefined);
+    const value = parsed.success ? parsed.data : undefined;
+    return {
+      name,
+      default: value === undefined
+        ? "unset"
+        : Array.isArray(value)
+        ? value.join(",")
+        : String(value),
+      description: field.description ?? "",
+    };
+  });
+}
 
 /** Validates the picked variables; throws ConfigError naming each bad variable. */
 export function parseConfig(picked: Record<string, string>): Config {

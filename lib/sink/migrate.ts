@@ -3,6 +3,7 @@ import { connectDb, type Sql } from "./db.ts";
 import { loadConfig, redactUrl } from "../core/config.ts";
 import { createLogger, type Logger } from "../core/log.ts";
 import { ConfigError } from "../core/errors.ts";
+import { helpRequested, printUsage } from "../core/cli.ts";
 
 /** Options for {@linkcode migrate}. */
 export interface MigrateOptions {
@@ -169,18 +170,23 @@ async function expandPartitions(
 }
 
 /** `deno task migrate`: applies pending migrations to DATABASE_URL. */
-export async function main(): Promise<number> {
+export async function main(args = Deno.args): Promise<number> {
+  if (helpRequested(args)) return printUsage("migrate");
   let config;
   try {
     config = loadConfig();
   } catch (err) {
     if (err instanceof ConfigError) {
-      createLogger({ service: "migrate" }).error(err.message);
+      createLogger({ service: "migrate", format: "auto" }).error(err.message);
       return 2;
     }
     throw err;
   }
-  const log = createLogger({ service: "migrate", level: config.LOG_LEVEL });
+  const log = createLogger({
+    service: "migrate",
+    level: config.LOG_LEVEL,
+    format: config.LOG_FORMAT,
+  });
   const sql = connectDb(config.DATABASE_URL, { max: 1 });
   try {
     const done = await migrate(sql, { log });

@@ -409,6 +409,17 @@ export function isoToMw(iso: string): string {
   return iso.replace(/[-:TZ]/g, "").slice(0, 14);
 }
 
+/** The `deno task fake-wiki --help` text. */
+export const FAKE_WIKI_USAGE = `Usage: ./wikistream fake-wiki [--port N]
+
+Serves the recorded Wikimedia responses of tests/fixtures/wikimedia/ as a local fake Action API
+and prints the MEDIAWIKI_API_URL and WIKIS to use (see docs/offline.md).
+
+Flags:
+  --port N    Port to listen on (default 8900)
+  -h, --help  Print this help and exit
+`;
+
 /** MediaWiki's 14-digit timestamp to ISO 8601. */
 export function mwToIso(mw: string): string {
   return `${mw.slice(0, 4)}-${mw.slice(4, 6)}-${mw.slice(6, 8)}T${
@@ -417,6 +428,10 @@ export function mwToIso(mw: string): string {
 }
 
 if (import.meta.main) {
+  if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
+    Deno.stdout.writeSync(new TextEncoder().encode(FAKE_WIKI_USAGE));
+    Deno.exit(0);
+  }
   const at = Deno.args.indexOf("--port");
   const port = at >= 0 ? Number(Deno.args[at + 1]) : 8900;
   const server = startFakeMediaWiki({ wikis: loadRecordedWikis(), port });

@@ -35,6 +35,7 @@ const BAD: Record<string, string> = {
   PRODUCER_HTTP_PORT: "-1",
   HEALTH_STALL_SECONDS: "0",
   LOG_LEVEL: "verbose",
+  LOG_FORMAT: "fancy",
 };
 
 /** Free-form names: any non-empty string is valid and an empty one means the default. */

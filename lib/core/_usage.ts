@@ -1,0 +1,102 @@
+/** @module The `--help` text of every command: usage, flags and the main environment variables. */
+import { type ConfigDoc, describeConfig } from "../schemas/config.ts";
+
+/** The commands that answer `--help`. */
+export type CommandName = "produce" | "consume" | "start" | "migrate";
+
+interface CommandSpec {
+  summary: string;
+  flags: [string, string][];
+  env: ConfigDoc["name"][];
+}
+
+const HELP: [string, string] = ["-h, --help", "Print this help and exit"];
+const SINCE: [string, string] = [
+  "--since <ISO-8601>",
+  "Start from that time instead of now (a later stored checkpoint wins)",
+];
+const UNTIL: [string, string] = [
+  "--until <ISO-8601>",
+  "Publish every change up to then, then stop the producer",
+];
+const KAFKA = ["KAFKA_BROKERS", "KAFKA_TOPIC"] as const;
+const LOGS = ["LOG_LEVEL", "LOG_FORMAT"] as const;
+
+const COMMANDS: Record<CommandName, CommandSpec> = {
+  produce: {
+    summary:
+      "Polls the recent changes of the configured wikis (MediaWiki Action API, or EventStreams\nwith SOURCE=eventstreams) and publishes them to Kafka, with a per-wiki cursor.",
+    flags: [SINCE, UNTIL, HELP],
+    env: [
+      ...KAFKA,
+      "WIKIS",
+      "SOURCE",
+      "MEDIAWIKI_API_URL",
+      "POLL_INTERVAL_MS",
+      "USER_AGENT",
+      "PRODUCER_HTTP_PORT",
+      ...LOGS,
+    ],
+  },
+  consume: {
+    summary:
+      "Reads the Kafka topic in batches and writes the changes exactly once (in effect) into\nPostgreSQL; serves /healthz, /readyz, /lag, /metrics and the dashboard on HTTP_PORT.",
+    flags: [[
+      "--idle-exit <secs>",
+      "Exit 0 once caught up and nothing new arrived for that long",
+    ], HELP],
+    env: [...KAFKA, "KAFKA_GROUP_ID", "DATABASE_URL", "HTTP_PORT", ...LOGS],
+  },
+  start: {
+    summary:
+      "Runs the whole pipeline in one process: starts the local Kafka and PostgreSQL unless\nKAFKA_BROKERS and DATABASE_URL are both set, migrates, then runs producer and consumer\nwith one HTTP server until Ctrl-C. Ctrl-C leaves the local Kafka and PostgreSQL running;\nstop them with `./wikistream services:stop`.",
+    flags: [SINCE, UNTIL, HELP],
+    env: [
+      ...KAFKA,
+      "DATABASE_URL",
+      "WIKIS",
+      "SOURCE",
+      "MEDIAWIKI_API_URL",
+      "USER_AGENT",
+      "HTTP_PORT",
+      ...LOGS,
+    ],
+  },
+  migrate: {
+    summary:
+      "Applies the pending numbered SQL files of migrations/ to DATABASE_URL, each in its own\ntransaction.",
+    flags: [HELP],
+    env: ["DATABASE_URL", ...LOGS],
+  },
+};
+
+/** The usage text of one command. */
+export function usageText(command: CommandName): string {
+  const spec = COMMANDS[command];
+  const docs = new Map(describeConfig().map((d) => [d.name, d]));
+  const flagWidth = Math.max(...spec.flags.map(([f]) => f.length));
+  const lines = [
+    `Usage: ./wikistream ${command} ${
+      spec.flags.filter((f) => f !== HELP).map(([f]) => `[${f}]`).join(" ")
+    }`.trimEnd(),
+    `       (or deno task ${command} ...)`,
+    "",
+    spec.summary,
+    "",
+    "Flags:",
+    ...spec.flags.map(([f, d]) => `  ${f.padEnd(flagWidth)}  ${d}`),
+    "",
+    "Main environment variables (all of them: README.md, Configuration):",
+    ...spec.env.flatMap((name) => {
+      const doc = docs.get(name)!;
+      return [`  ${name}=${doc.default}`, `      ${plain(doc.description)}`];
+    }),
+    "",
+  ];
+  return lines.join("\n");
+}
+
+/** Markdown backticks read as noise in a terminal. */
+function plain(text: string): string {
+  return text.replaceAll("`", "");
+}

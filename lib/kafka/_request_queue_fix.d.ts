@@ -1,0 +1,3 @@
+/** The untyped kafkajs request queue class (only its prototype is used). */
+declare const RequestQueue: { prototype: object };
+export default RequestQueue;
