@@ -160,9 +160,28 @@ pg_sql() {
 }
 pg_admin() { pg_sql postgres "$1" "$state/pg.admin.password" "${@:2}"; }
 
+# As root, PostgreSQL runs as `postgres`, who must be able to enter every folder down to $state.
+check_pg_can_enter() {
+  [ "$(id -u)" = 0 ] || return 0
+  local dir="" part
+  local IFS=/
+  for part in $state; do
+    [ -n "$part" ] || continue
+    dir="$dir/$part"
+    if ! runuser -u postgres -- test -x "$dir" 2>/dev/null; then
+      log "PostgreSQL runs as the postgres system user when started as root, and that user cannot enter"
+      log "  $dir ($(stat -c '%A %U:%G' "$dir"))"
+      log "Let it in (chmod o+x '$dir', and the same for any parent it cannot enter), or set"
+      log "WIKISTREAM_SERVICES_DIR to a folder it can enter, or run as an ordinary user."
+      exit 1
+    fi
+  done
+}
+
 start_pg() {
   bin=$(pg_bin)
   mkdir -p "$state"
+  check_pg_can_enter
   new_password "$state/pg.admin.password"
   new_password "$state/pg.wikistream.password"
   if [ ! -f "$pg_dir/PG_VERSION" ]; then
