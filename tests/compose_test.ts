@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { parse } from "yaml";
 import { loadConfig } from "../lib/core/config.ts";
 import { CONFIG_KEYS, ConfigSchema } from "../lib/schemas/config.ts";
+import { freePortRange } from "./_ports.ts";
 
 interface Healthcheck {
   test?: string | string[];
@@ -29,6 +30,15 @@ const COMPOSE_TEXT = Deno.readTextFileSync(new URL("compose.yaml", ROOT));
 const ENV_TEXT = Deno.readTextFileSync(new URL(".env.example", ROOT));
 const COMPOSE = parse(COMPOSE_TEXT, { merge: true }) as Compose;
 const ENV_EXAMPLE = parseEnvFile(ENV_TEXT);
+/** The passwords .env.example leaves empty for the user to choose. */
+const PASSWORDS = Object.keys(ENV_EXAMPLE).filter((k) =>
+  k.endsWith("PASSWORD")
+);
+/** .env.example once the user has chosen the passwords. */
+const ENV_CHOSEN: Record<string, string> = {
+  ...ENV_EXAMPLE,
+  ...Object.fromEntries(PASSWORDS.map((k) => [k, `chosen-${k.toLowerCase()}`])),
+};
 const APP_SERVICES = ["producer", "consumer", "migrate"];
 const ONE_SHOTS = ["topics", "migrate"];
 /** Keys whose schema defaults point at loopback or bind loopback: wrong inside a container. */
@@ -99,7 +109,7 @@ Deno.test("compose.yaml gives the app services an environment the config schema 
   );
   for (const name of APP_SERVICES) {
     await t.step(name, () => {
-      const env = resolveEnvironment(COMPOSE.services[name], ENV_EXAMPLE);
+      const env = resolveEnvironment(COMPOSE.services[name], ENV_CHOSEN);
       const unknown = Object.keys(env).filter((k) => !known.has(k));
       assert.deepEqual(unknown, [], `${name} sets unknown variables`);
       for (const key of [...required, ...CONTAINER_REQUIRED]) {
@@ -113,7 +123,7 @@ Deno.test("compose.yaml gives the app services an environment the config schema 
       assert.equal(db.pathname, "/wiki_data");
       assert.equal(
         decodeURIComponent(db.password),
-        ENV_EXAMPLE.POSTGRES_PASSWORD,
+        ENV_CHOSEN.POSTGRES_PASSWORD,
       );
     });
   }
@@ -124,16 +134,19 @@ Deno.test("compose.yaml health checks and published ports match the app's HTTP p
   for (const [name, key] of cases as [string, keyof typeof ENV_EXAMPLE][]) {
     await t.step(name, () => {
       const svc = COMPOSE.services[name];
-      const config = loadConfig(resolveEnvironment(svc, ENV_EXAMPLE));
+      const config = loadConfig(resolveEnvironment(svc, ENV_CHOSEN));
       const port = config[key as "HTTP_PORT" | "PRODUCER_HTTP_PORT"];
-      const test = [svc?.healthcheck?.test ?? []].flat().join(" ");
-      assert.match(test, /^CMD deno eval /);
+      const test = [svc?.healthcheck?.test ?? []].flat();
+      // Cheap: a bash builtin connection, not a Deno process every interval.
+      assert.deepEqual(test.slice(0, 3), ["CMD", "bash", "-c"]);
+      assert.ok(!test.join(" ").includes("deno"), test.join(" "));
       assert.ok(
-        test.includes(`http://127.0.0.1:${port}/healthz`),
+        test[3]?.includes(`/dev/tcp/127.0.0.1/${port} `) &&
+          test[3]?.includes("GET /healthz "),
         `${name}'s healthcheck does not ask port ${port}`,
       );
       const published = (svc?.ports ?? []).map((p) =>
-        parsePort(interpolate(String(p), ENV_EXAMPLE))
+        parsePort(interpolate(String(p), ENV_CHOSEN))
       );
       assert.ok(
         published.some((p) => p.container === port),
@@ -236,7 +249,7 @@ Deno.test("compose.yaml's app role is not PostgreSQL's superuser", () => {
 Deno.test("compose.yaml topics service creates the four topics", () => {
   const svc = COMPOSE.services.topics;
   const script = [svc?.command ?? []].flat().join("\n");
-  const env = resolveEnvironment(svc, ENV_EXAMPLE);
+  const env = resolveEnvironment(svc, ENV_CHOSEN);
   assert.equal(env.TOPIC, ENV_EXAMPLE.KAFKA_TOPIC);
   assert.equal(env.PARTITIONS, ENV_EXAMPLE.KAFKA_PARTITIONS);
   assert.match(env.RETENTION_MS ?? "", /^\d+$/);
@@ -266,10 +279,18 @@ Deno.test(
     }
     for (const profile of [[], ["--profile", "pgadmin"]]) {
       await t.step(`profiles: ${profile.join(" ") || "default"}`, async () => {
+        const envFile = await Deno.makeTempFile({ suffix: ".env" });
+        await Deno.writeTextFile(
+          envFile,
+          Object.entries(ENV_CHOSEN).map(([k, v]) =>
+            `${k}=${JSON.stringify(v)}`
+          )
+            .join("\n"),
+        );
         const out = await docker([
           "compose",
           "--env-file",
-          ".env.example",
+          envFile,
           ...profile,
           "config",
           "--format",
@@ -283,7 +304,7 @@ Deno.test(
         for (const name of APP_SERVICES) {
           assert.deepEqual(
             resolved.services[name]?.environment,
-            resolveEnvironment(COMPOSE.services[name], ENV_EXAMPLE),
+            resolveEnvironment(COMPOSE.services[name], ENV_CHOSEN),
             `${name}: docker compose resolves a different environment`,
           );
         }
@@ -291,6 +312,84 @@ Deno.test(
     }
   },
 );
+
+Deno.test(".env.example ships no password, so compose refuses to start until they are chosen", async (t) => {
+  assert.deepEqual(PASSWORDS.sort(), [
+    "PGADMIN_DEFAULT_PASSWORD",
+    "POSTGRES_PASSWORD",
+  ]);
+  for (const key of PASSWORDS) {
+    await t.step(key, () => {
+      assert.equal(ENV_EXAMPLE[key], "", `${key} is empty in .env.example`);
+      const users = Object.entries(COMPOSE.services).filter(([, svc]) =>
+        Object.values(svc.environment ?? {}).some((v) =>
+          String(v).includes(`\${${key}:?`)
+        )
+      );
+      assert.ok(users.length > 0, `a service requires ${key}`);
+      for (const [name, svc] of users) {
+        assert.throws(
+          () => resolveEnvironment(svc, ENV_EXAMPLE),
+          new RegExp(`Cannot interpolate ${key}: set ${key} in \\.env`),
+          `${name} starts with the shipped .env.example`,
+        );
+      }
+    });
+  }
+});
+
+Deno.test("compose.yaml runs Redpanda in production mode; compose.dev.yaml is the dev override", () => {
+  const prod = [COMPOSE.services.redpanda?.command ?? []].flat().map(String);
+  assert.ok(prod.length > 2, "redpanda has a command");
+  assert.ok(
+    !prod.some((a) => /dev-container|developer|overprovisioned/.test(a)),
+    `production flags only: ${prod.join(" ")}`,
+  );
+  const dev = parse(
+    Deno.readTextFileSync(new URL("compose.dev.yaml", ROOT)),
+  ) as Compose;
+  assert.deepEqual(Object.keys(dev.services), ["redpanda"]);
+  const devCommand = [dev.services.redpanda?.command ?? []].flat().map(String);
+  assert.deepEqual(
+    devCommand.filter((a) => a !== "--mode=dev-container"),
+    prod,
+    "the override changes the mode and nothing else",
+  );
+  assert.ok(devCommand.includes("--mode=dev-container"));
+});
+
+Deno.test("the app healthcheck passes on 200 and fails on 503 or a closed port", async (t) => {
+  const svc = COMPOSE.services.consumer;
+  const script = [svc?.healthcheck?.test ?? []].flat()[3]!;
+  const port = freePortRange(1);
+  // Compose turns `$$` into `$`; the container's bash gets this.
+  const run = (p: number) =>
+    new Deno.Command("bash", {
+      args: [
+        "-c",
+        interpolate(script, {}).replace("127.0.0.1/8080", `127.0.0.1/${p}`),
+      ],
+      stdout: "null",
+      stderr: "null",
+    }).output().then((o) => o.code);
+  for (const [status, want] of [[200, 0], [503, 1]] as const) {
+    await t.step(`/healthz ${status}`, async () => {
+      const seen: string[] = [];
+      await using _server = Deno.serve(
+        { hostname: "127.0.0.1", port, onListen() {} },
+        (
+          req,
+        ) => (seen.push(new URL(req.url).pathname),
+          new Response("{}", { status })),
+      );
+      assert.equal(await run(port), want);
+      assert.deepEqual(seen, ["/healthz"]);
+    });
+  }
+  await t.step("closed port", async () => {
+    assert.notEqual(await run(port), 0);
+  });
+});
 
 /** `${VAR}`, `${VAR:-default}`, `${VAR-default}`, `${VAR:?message}`, `$VAR`; `$$` escapes. */
 const INTERPOLATION =
