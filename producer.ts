@@ -42,6 +42,7 @@ export async function main(args = Deno.args): Promise<number> {
     service: "producer",
     health: () => supervisedHealth(sup),
     ready: () => supervisedReady(sup),
+    sources: () => sup.current()?.sources() ?? [],
     metrics: () =>
       renderMetrics({
         producer: stats,

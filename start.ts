@@ -180,6 +180,7 @@ function supervisePipeline(
           supervisedReady(consumer),
         ]),
       ),
+    sources: () => producer.current()?.sources() ?? [],
     lag,
     metrics: () =>
       metrics.render({

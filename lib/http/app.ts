@@ -2,7 +2,11 @@
 import { type Context, Hono, type Next } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { timingSafeEqual } from "hono/utils/buffer";
-import type { DashboardData } from "./dashboard_data.ts";
+import {
+  type DashboardData,
+  isWindowKey,
+  type WindowKey,
+} from "./dashboard_data.ts";
 import { sharedFor } from "./_shared.ts";
 import {
   DASHBOARD_HTML,
@@ -21,6 +25,17 @@ export interface CheckResult {
 export interface LagView {
   total_lag: string;
   time_lag_seconds: number | null;
+}
+
+/** Where one wiki's source stands (the producer's view), for /healthz and the dashboard. */
+export interface SourceStatus {
+  wiki: string;
+  /** `starting`: no poll finished yet; `retrying`: waiting out a backoff after an error. */
+  state: "ok" | "starting" | "retrying" | "stalled";
+  last_success: string | null;
+  last_error: { at: string; name: string; message: string } | null;
+  /** Seconds until the next attempt while retrying, else null. */
+  retry_in_seconds: number | null;
 }
 
 /** What the app reads; each process supplies the parts it has. */
@@ -42,6 +57,8 @@ export interface AppDeps {
   dashboardIntervalMs?: number;
   /** /readyz, /lag and /metrics are computed at most once per this many ms (1000). */
   checkIntervalMs?: number;
+  /** Each wiki's source status, when this process produces. */
+  sources?(): SourceStatus[];
 }
 
 /** Endpoints that answer without a token: probes must not need a secret. */
@@ -83,10 +100,14 @@ async function readOnlyHeaders(
 }
 
 /** What the routes read: every costly call shared per interval, so clients cannot add load. */
-interface SharedDeps extends Pick<AppDeps, "service" | "health" | "ready"> {
+interface SharedDeps
+  extends Pick<AppDeps, "service" | "health" | "ready" | "sources"> {
   lag?: () => Promise<LagView>;
   metrics?: () => Promise<string>;
-  dashboard?: () => Promise<{ data: unknown; lag: LagView | null }>;
+  /** One shared snapshot per window (at most five: the four keys and the default). */
+  dashboard?: (
+    window?: WindowKey,
+  ) => Promise<{ data: unknown; lag: LagView | null }>;
 }
 
 function sharedDeps(deps: AppDeps): SharedDeps {
@@ -100,10 +121,12 @@ function sharedDeps(deps: AppDeps): SharedDeps {
     ready: sharedFor(deps.ready, every),
     lag,
     metrics: metrics && sharedFor(async () => await metrics(), every),
-    dashboard: dashboard && sharedFor(
-      async () => {
-        const [data, l] = await Promise.all([
-          dashboard.snapshot(),
+    sources: deps.sources,
+    dashboard: dashboard && perWindow((window) =>
+      sharedFor(
+        async () => {
+          const [data, l] = await Promise.all([
+            dashboard.snapshot({ window }),
           lag?.().then(
             (v): LagView => ({
               total_lag: v.total_lag,
@@ -112,10 +135,24 @@ function sharedDeps(deps: AppDeps): SharedDeps {
             () => null,
           ) ?? null,
         ]);
-        return { data, lag: l };
-      },
-      deps.dashboardIntervalMs ?? 5000,
+          return { data, lag: l };
+        },
+        deps.dashboardIntervalMs ?? 5000,
+      )
     ),
+  };
+}
+
+/** One shared function per window key, made on first use. */
+function perWindow<T>(
+  make: (window?: WindowKey) => () => Promise<T>,
+): (window?: WindowKey) => Promise<T> {
+  const byKey = new Map<string, () => Promise<T>>();
+  return (window) => {
+    const key = window ?? "";
+    let fn = byKey.get(key);
+    if (!fn) byKey.set(key, fn = make(window));
+    return fn();
   };
 }
 
@@ -191,7 +228,16 @@ function routeDashboard(app: Hono, deps: SharedDeps): void {
         message: "This process has no database, so no dashboard",
       });
     }
-    return c.json(await deps.dashboard());
+    const window = c.req.query("window");
+    if (window !== undefined && !isWindowKey(window)) {
+      throw new HTTPException(400, {
+        message: "Invalid window: expected 1h, 24h, 7d or all",
+      });
+    }
+    return c.json({
+      ...await deps.dashboard(window),
+      sources: deps.sources?.() ?? null,
+    });
   });
 }
 

@@ -1,7 +1,18 @@
-/** @module The dashboard's data: bounded, indexed queries over the last hour of activity. */
+/** @module The dashboard's data: bounded, indexed queries over the chosen window of activity. */
 import type { Sql, Transaction } from "../sink/db.ts";
+import {
+  readWindow,
+  type TimeWindow,
+  type WindowKey,
+} from "./_dashboard_window.ts";
 
-/** Changes of one wiki in one minute (wikis beyond the busiest few are folded into "(other)"). */
+export {
+  isWindowKey,
+  WINDOW_KEYS,
+  type WindowKey,
+} from "./_dashboard_window.ts";
+
+/** Changes of one wiki in one chart bucket starting at `minute` (the busiest few wikis; the rest are "(other)"). */
 export interface MinutePoint {
   minute: string;
   wiki: string;
@@ -26,14 +37,21 @@ export interface NewPage {
 }
 
 /**
- * What the dashboard shows. `mode` says what the hour is relative to: `live` (now; the newest
+ * What the dashboard shows. `mode` says what the window is relative to: `live` (now; the newest
  * event is less than an hour old), `replay` (the newest event, for recorded or stalled data) or
- * `empty` (no rows yet; now).
+ * `empty` (no rows yet; now). `per_minute` holds one point per wiki and chart bucket
+ * (`window.bucket_minutes` wide: 1 for the 1 h window).
  */
 export interface DashboardSnapshot {
   generated_at: string;
   mode: "live" | "replay" | "empty";
-  window: { from: string; to: string; minutes: number };
+  window: {
+    key: WindowKey;
+    from: string;
+    to: string;
+    minutes: number;
+    bucket_minutes: number;
+  };
   newest_event_time: string | null;
   wikis: string[];
   per_minute: MinutePoint[];
@@ -49,15 +67,13 @@ export interface DashboardSnapshot {
   dead_letters: { count: number; capped: boolean };
 }
 
-/** Reads the dashboard's snapshot. */
+/** Reads the dashboard's snapshot of a window (default: 1 h when live, all of a replay). */
 export interface DashboardData {
-  snapshot(): Promise<DashboardSnapshot>;
+  snapshot(options?: { window?: WindowKey }): Promise<DashboardSnapshot>;
 }
 
 /** Options for {@linkcode createDashboardData}. */
 export interface DashboardDataOptions {
-  /** Minutes in the window (default 60). */
-  windowMinutes?: number;
   /** Wikis drawn separately in the chart; the rest are summed as "(other)" (default 8). */
   maxWikis?: number;
   /** Rows in each table (default 10). */
@@ -77,7 +93,6 @@ export function createDashboardData(
   options: DashboardDataOptions = {},
 ): DashboardData {
   const settings: Settings = {
-    minutes: options.windowMinutes ?? 60,
     maxWikis: options.maxWikis ?? 8,
     limit: options.limit ?? 10,
     timeout: options.statementTimeoutMs ?? 5000,
@@ -85,16 +100,16 @@ export function createDashboardData(
     observe: options.observe ?? (() => {}),
   };
   return {
-    snapshot: () =>
-      sql.begin("read only", (tx) => readSnapshot(tx, settings)) as Promise<
-        DashboardSnapshot
-      >,
+    snapshot: (o) =>
+      sql.begin(
+        "read only",
+        (tx) => readSnapshot(tx, settings, o?.window),
+      ) as Promise<DashboardSnapshot>,
   };
 }
 
 /** The resolved {@linkcode DashboardDataOptions}. */
 interface Settings {
-  minutes: number;
   maxWikis: number;
   limit: number;
   timeout: number;
@@ -102,25 +117,17 @@ interface Settings {
   observe: (query: string, ms: number) => void;
 }
 
-/** The hour shown: `[from, to)` in whole minutes, and what it is relative to. */
-interface TimeWindow {
-  at: Date;
-  newestMs: number | null;
-  mode: DashboardSnapshot["mode"];
-  from: Date;
-  to: Date;
-}
-
 /** Reads every part of the snapshot in one read-only transaction. */
 async function readSnapshot(
   tx: Transaction,
   settings: Settings,
+  key: WindowKey | undefined,
 ): Promise<DashboardSnapshot> {
   await tx.unsafe(
     `set local statement_timeout = ${Math.trunc(settings.timeout)}`,
   );
   const time = timer(settings.observe);
-  const w = await time("window", () => readWindow(tx, settings));
+  const w = await time("window", () => readWindow(tx, { key, now: settings.now() }));
   const perMinute = await time(
     "per_minute",
     () => readPerMinute(tx, w, settings.maxWikis),
@@ -140,9 +147,11 @@ async function readSnapshot(
     generated_at: w.at.toISOString(),
     mode: w.mode,
     window: {
+      key: w.key,
       from: w.from.toISOString(),
       to: w.to.toISOString(),
-      minutes: settings.minutes,
+      minutes: (w.to.getTime() - w.from.getTime()) / 60_000,
+      bucket_minutes: w.bucketMinutes,
     },
     newest_event_time: w.newestMs === null
       ? null
@@ -156,39 +165,17 @@ async function readSnapshot(
   } satisfies DashboardSnapshot;
 }
 
-/** Live when the newest event is within the window, else a replay ending at the newest event. */
-async function readWindow(
-  tx: Transaction,
-  settings: Settings,
-): Promise<TimeWindow> {
-  const { minutes } = settings;
-  const at = settings.now();
-  // Backward scan of the event_time index: one row.
-  const [newest] = await tx<{ t: Date | null }[]>`
-    select max(event_time) as t from wiki_recent_changes`;
-  const newestMs = newest?.t?.getTime() ?? null;
-  const mode = newestMs === null
-    ? "empty"
-    : newestMs >= at.getTime() - minutes * 60_000
-    ? "live"
-    : "replay";
-  const anchor = mode === "replay" ? new Date(newestMs!) : at;
-  const to = new Date(
-    Math.floor(anchor.getTime() / 60_000) * 60_000 + 60_000,
-  );
-  const from = new Date(to.getTime() - minutes * 60_000);
-  return { at, newestMs, mode, from, to };
-}
-
-/** Changes per minute of the busiest wikis, the rest summed as "(other)". */
+/** Changes per bucket of the busiest wikis, the rest summed as "(other)". */
 async function readPerMinute(
   tx: Transaction,
-  { from, to }: TimeWindow,
+  { from, to, bucketMinutes }: TimeWindow,
   maxWikis: number,
 ): Promise<MinutePoint[]> {
+  const bucket = `${bucketMinutes} minutes`;
   return await tx<MinutePoint[]>`
     with w as (
-      select wiki, minute, changes from wiki_activity_minute
+      select wiki, date_bin(${bucket}::interval, minute, ${from}) as minute, changes
+      from wiki_activity_minute
       where minute >= ${from} and minute < ${to}
     ), top as (
       select wiki from w group by wiki order by sum(changes) desc, wiki limit ${maxWikis}

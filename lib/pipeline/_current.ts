@@ -24,7 +24,7 @@ export function currentDashboard(
 ): DashboardData {
   let cached: { sql: ConsumerService["sql"]; data: DashboardData } | undefined;
   return {
-    snapshot() {
+    snapshot(options) {
       const s = sup.current();
       if (!s) {
         return Promise.reject(
@@ -34,7 +34,7 @@ export function currentDashboard(
       if (cached?.sql !== s.sql) {
         cached = { sql: s.sql, data: createDashboardData(s.sql) };
       }
-      return cached.data.snapshot();
+      return cached.data.snapshot(options);
     },
   };
 }

@@ -20,8 +20,8 @@ import {
   createWikimediaClient,
   type RecentChangesSource,
 } from "../source/action_api.ts";
-import type { CheckResult } from "../http/app.ts";
-import { producerHealth } from "./_producer_health.ts";
+import type { CheckResult, SourceStatus } from "../http/app.ts";
+import { producerHealth, sourceStatuses } from "./_producer_health.ts";
 import { terminalProgress } from "../core/progress.ts";
 import {
   followEventStream,
@@ -72,7 +72,10 @@ export interface ProducerService {
   /** Resolves when every wiki is done (`--until`) or the signal aborted. */
   done: Promise<void>;
   stats: Map<string, PollerStats>;
+  /** Unhealthy once a wiki stalls; details list every wiki's source status. */
   health(): CheckResult;
+  /** Each wiki's last success, last error and retry (for the dashboard). */
+  sources(): SourceStatus[];
   ready(): Promise<CheckResult>;
   close(): Promise<void>;
 }
@@ -292,10 +295,12 @@ function producerService(parts: ServiceParts): ProducerService {
     config.HEALTH_STALL_SECONDS * 1000,
     config.POLL_INTERVAL_MS * 3,
   );
+  const watch = { stats, started, stallMs };
   return {
     done,
     stats,
-    health: () => producerHealth(stats, { started, stallMs }),
+    health: () => producerHealth(watch),
+    sources: () => sourceStatuses(watch),
     ready: readiness.check,
     async close() {
       await done.catch(() => {});

@@ -41,16 +41,24 @@ export async function supervisedReady<S extends CheckedService>(
   return await s.ready();
 }
 
-/** Several checks as one: ok when all are, reasons joined, details of the first failure. */
+/**
+ * Several checks as one: ok when all are, reasons joined; the details of all of them (a
+ * failure's win where keys clash), so the producer's source status shows beside the consumer's.
+ */
 export function allOk(results: CheckResult[]): CheckResult {
   const failed = results.filter((r) => !r.ok);
-  if (failed.length === 0) return { ok: true };
+  const merged = Object.assign(
+    {},
+    ...[...results.filter((r) => r.ok), ...failed].map((r) => r.details ?? {}),
+  );
+  const details = Object.keys(merged).length > 0 ? { details: merged } : {};
+  if (failed.length === 0) return { ok: true, ...details };
   return {
     ok: false,
     reason: [...new Set(failed.map((r) => r.reason).filter(Boolean))].join(
       "; ",
     ),
-    ...(failed[0]!.details ? { details: failed[0]!.details } : {}),
+    ...details,
   };
 }
 

@@ -2,8 +2,10 @@
 import type { CheckpointValue, CheckpointValueV1 } from "./cursor.ts";
 import { Cursor } from "./cursor.ts";
 import { siftPageRows } from "./_page_rows.ts";
-import { PollBackoff } from "./_poll_backoff.ts";
+import { type FailureStats, PollBackoff } from "./_poll_backoff.ts";
 import { WikiWalk } from "./_wiki_walk.ts";
+
+export type { FailureStats, SourceError } from "./_poll_backoff.ts";
 import type { RecentChangesSource, SiteInfo } from "./action_api.ts";
 import type { Logger } from "../core/log.ts";
 import { sleep as defaultSleep } from "../core/retry.ts";
@@ -23,7 +25,7 @@ export interface RetentionGap {
 }
 
 /** Counters the poller bumps (metrics read them). */
-export interface PollerStats {
+export interface PollerStats extends FailureStats {
   polls: number;
   published: number;
   rejected: number;
@@ -75,6 +77,8 @@ export function newPollerStats(): PollerStats {
     lastEventMs: 0,
     reconciles: 0,
     reconciled: 0,
+    lastError: null,
+    retryAtMs: 0,
   };
 }
 
@@ -102,7 +106,7 @@ export async function pollWiki(options: PollerOptions): Promise<void> {
   const sleep = options.sleep ?? defaultSleep;
   const now = options.now ?? Date.now;
   const stats = options.stats ?? newPollerStats();
-  const backoff = new PollBackoff({ host, log, signal, stats, sleep });
+  const backoff = new PollBackoff({ host, log, signal, stats, sleep, now });
   const site = await resolveSite(options, backoff);
   const walk = new WikiWalk(options, { site, stats, now, backoff });
   await walk.checkRetention();

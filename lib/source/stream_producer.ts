@@ -136,6 +136,13 @@ function openEventStream(
         ? "stream_idle"
         : "stream_reconnect";
       stats.apiErrors[kind] = (stats.apiErrors[kind] ?? 0) + 1;
+      if (kind === "stream_reconnect") {
+        stats.lastError = {
+          atMs: Date.now(),
+          name: "StreamReconnect",
+          message: reason.slice(0, 300),
+        };
+      }
     },
   })[Symbol.asyncIterator]();
 }

@@ -1,6 +1,6 @@
 /** The dashboard in a real browser (Debian chromium via playwright-core) against real services. */
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
+import { chromium, type Page } from "playwright-core";
 import { startConsumer } from "../../lib/pipeline/consumer.ts";
 import { createDashboardData } from "../../lib/http/dashboard_data.ts";
 import { createApp } from "../../lib/http/app.ts";
@@ -117,6 +117,17 @@ Deno.test("dashboard shows the rows in PostgreSQL and updates itself", async () 
     lag: consumer.lag,
     metrics: () => metrics.render({ consumer: consumer.stats }),
     dashboard: createDashboardData(db.sql),
+    sources: () => [{
+      wiki: "en.wikipedia.org",
+      state: "retrying",
+      last_success: null,
+      last_error: {
+        at: "2024-04-26T12:00:00.000Z",
+        name: "UpstreamError",
+        message: "Cannot reach the wiki",
+      },
+      retry_in_seconds: 8,
+    }],
   });
   const server = Deno.serve({
     hostname: "127.0.0.1",
@@ -246,6 +257,7 @@ Deno.test("dashboard shows the rows in PostgreSQL and updates itself", async () 
       )) ===
         "Nouvelle page"
     );
+    await checkKeySourcesAndPicker(page, chartSums, total);
     assert.deepEqual(errors, []);
 
     await Deno.mkdir(ARTIFACTS, { recursive: true });
@@ -261,3 +273,63 @@ Deno.test("dashboard shows the rows in PostgreSQL and updates itself", async () 
     await consumer.close();
   }
 });
+
+/** The colour key of the who bar, the Sources table and the window picker. */
+async function checkKeySourcesAndPicker(
+  page: Page,
+  chartSums: () => Promise<Record<string, number>>,
+  total: number,
+): Promise<void> {
+  // The bots/humans/anonymous bar has a colour key, in the bar's colours.
+  const key = await page.$$eval(
+    "[data-testid=who-key] span",
+    (spans) =>
+      spans.map((s) => [
+        s.getAttribute("data-kind"),
+        (s.querySelector("i") as unknown as { style: { background: string } })
+          .style.background,
+      ]),
+  );
+  const bar = await page.$$eval(
+    "[data-testid=who] span",
+    (spans) =>
+      Object.fromEntries(
+        spans.map((s) => [s.getAttribute("data-kind"), s.style.background]),
+      ),
+  );
+  assert.deepEqual(key.map((k) => k[0]), ["bots", "humans", "anonymous"]);
+  for (const [kind, colour] of key) assert.equal(bar[kind!], colour);
+
+  // Each wiki's source status.
+  const sources = await page.$$eval(
+    "[data-testid=sources] tbody tr",
+    (trs) =>
+      trs.map((tr) =>
+        [...tr.querySelectorAll("td")].map((td) => td.textContent)
+      ),
+  );
+  assert.deepEqual(sources, [[
+    "en.wikipedia.org",
+    "retrying",
+    "never",
+    "2024-04-26 12:00:00 UpstreamError: Cannot reach the wiki",
+    "8 s",
+  ]]);
+
+  // The window picker: a replay shows all of it by default; 1 h, 24 h, 7 d on a click.
+  const pressed = () =>
+    page.getAttribute("[data-window][aria-pressed=true]", "data-window");
+  assert.equal(await pressed(), "all");
+  await page.click("[data-window='1h']");
+  await eventually(async () => (await pressed()) === "1h");
+  assert.match(
+    (await page.textContent("#window"))!,
+    /last 1 h up to the newest event/,
+  );
+  assert.equal((await chartSums()).frwiki, 3);
+  await page.click("[data-window='7d']");
+  await eventually(async () => (await pressed()) === "7d");
+  assert.equal(await page.textContent("#s-changes"), String(total + 3));
+  await page.click("[data-window='all']");
+  await eventually(async () => (await pressed()) === "all");
+}

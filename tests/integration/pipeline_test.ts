@@ -10,6 +10,7 @@ import {
 } from "../fakes/fake_mediawiki.ts";
 import { captureLogger, tempSchema, testConfig } from "../_helpers.ts";
 import { assertAggregatesMatch } from "./_consumer_fixture.ts";
+import { createDashboardData } from "../../lib/http/dashboard_data.ts";
 
 const SINCE = "2013-01-01T00:00:00Z";
 const UNTIL = "2021-01-01T00:00:00Z";
@@ -120,6 +121,19 @@ Deno.test("pipeline moves every recorded row into PostgreSQL exactly once", asyn
     .sql`select count(*)::int as n from wiki_recent_changes_default`;
   assert.equal(stray!.n, 0);
   await assertAggregatesMatch(db.sql);
+
+  // The dashboard shows the recorded data whole by default (a replay: window "all"); 1 h shows less.
+  const dashboard = createDashboardData(db.sql);
+  const whole = await dashboard.snapshot();
+  assert.deepEqual(
+    { mode: whole.mode, key: whole.window.key, changes: whole.totals.changes },
+    { mode: "replay", key: "all", changes: total },
+  );
+  const sums = whole.per_minute.reduce((n, p) => n + p.changes, 0);
+  assert.equal(sums, total, "the chart holds every row");
+  const hour = await dashboard.snapshot({ window: "1h" });
+  assert.equal(hour.window.key, "1h");
+  assert.ok(hour.totals.changes < total, `1 h: ${hour.totals.changes}`);
 
   // A second run of the same data adds nothing: the producer resumes from its checkpoint and the
   // sink ignores replays.
