@@ -1,5 +1,5 @@
 /** @module `deno task audit --since <ISO-8601> --until <ISO-8601> [--wikis a,b] [--repair]`: compares PostgreSQL with the Action API. */
-import { boot } from "./lib/core/cli.ts";
+import { boot, helpRequested, printUsage } from "./lib/core/cli.ts";
 import { ConfigError } from "./lib/core/errors.ts";
 import { createLifecycle } from "./lib/core/lifecycle.ts";
 import { writeLine } from "./lib/core/log.ts";
@@ -7,6 +7,7 @@ import { runAudit } from "./lib/pipeline/audit.ts";
 
 /** Runs the audit; returns 0 when nothing is missing, 1 when something is (or on failure), 2 on bad flags. */
 export async function main(args = Deno.args): Promise<number> {
+  if (helpRequested(args)) return printUsage("audit");
   const booted = boot("audit", args, ["since", "until", "wikis", "repair"]);
   if ("exitCode" in booted) return booted.exitCode;
   const { config, flags, log } = booted;

@@ -3,12 +3,7 @@
  * starts local Kafka and PostgreSQL when KAFKA_BROKERS / DATABASE_URL are not given, then runs
  * producer and consumer together (one HTTP server) until Ctrl-C, each waiting out outages.
  */
-import {
-  boot,
-  type Flags,
-  helpRequested,
-  printUsage,
-} from "./lib/core/cli.ts";
+import { boot, type Flags, helpRequested, printUsage } from "./lib/core/cli.ts";
 import { type Config, configEnv } from "./lib/core/config.ts";
 import { ConfigError, dependencyOf } from "./lib/core/errors.ts";
 import { createLifecycle } from "./lib/core/lifecycle.ts";

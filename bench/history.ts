@@ -21,11 +21,28 @@ const STREAM_FILES = [
 const ROWS_PER_YEAR = 1.5e9;
 const START = Date.parse("2025-01-28T00:00:00Z");
 
+const USAGE =
+  `Usage: ./wikistream bench:history [--rows N] [--sink-rows N] [--samples N]
+
+Loads millions of shifted recorded rows into a scratch database on the local PostgreSQL and
+prints the insert rate, the size per million rows and query p50/p95. See docs/history.md.
+
+Flags:
+  --rows N       Rows to load (default 20000000)
+  --sink-rows N  Rows written through the sink for its rate (default 200000)
+  --samples N    Samples per query (default 20)
+  -h, --help     Print this help and exit
+`;
+
 const enc = new TextEncoder();
 const say = (line: string) => Deno.stdout.writeSync(enc.encode(line + "\n"));
 
 /** Runs the bench; returns the exit code. */
 export async function main(args = Deno.args): Promise<number> {
+  if (args.includes("--help") || args.includes("-h")) {
+    Deno.stdout.writeSync(new TextEncoder().encode(USAGE));
+    return 0;
+  }
   const rows = Number(flag(args, "--rows") ?? 20_000_000);
   const sinkRows = Number(flag(args, "--sink-rows") ?? 200_000);
   const samples = Number(flag(args, "--samples") ?? 20);

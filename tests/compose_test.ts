@@ -229,9 +229,9 @@ Deno.test("compose.yaml hard-codes no secret", () => {
 });
 
 Deno.test("compose.yaml's app role is not PostgreSQL's superuser", () => {
-  const pg = resolveEnvironment(COMPOSE.services.postgres, ENV_EXAMPLE);
+  const pg = resolveEnvironment(COMPOSE.services.postgres, ENV_CHOSEN);
   const app = loadConfig(
-    resolveEnvironment(COMPOSE.services.consumer, ENV_EXAMPLE),
+    resolveEnvironment(COMPOSE.services.consumer, ENV_CHOSEN),
   );
   const user = decodeURIComponent(new URL(app.DATABASE_URL).username);
   assert.equal(pg.POSTGRES_USER, "postgres");
@@ -316,6 +316,7 @@ Deno.test(
 Deno.test(".env.example ships no password, so compose refuses to start until they are chosen", async (t) => {
   assert.deepEqual(PASSWORDS.sort(), [
     "PGADMIN_DEFAULT_PASSWORD",
+    "POSTGRES_ADMIN_PASSWORD",
     "POSTGRES_PASSWORD",
   ]);
   for (const key of PASSWORDS) {
@@ -328,8 +329,10 @@ Deno.test(".env.example ships no password, so compose refuses to start until the
       );
       assert.ok(users.length > 0, `a service requires ${key}`);
       for (const [name, svc] of users) {
+        // As shipped it fails; with every other password chosen, it fails on this one.
+        assert.throws(() => resolveEnvironment(svc, ENV_EXAMPLE));
         assert.throws(
-          () => resolveEnvironment(svc, ENV_EXAMPLE),
+          () => resolveEnvironment(svc, { ...ENV_CHOSEN, [key]: "" }),
           new RegExp(`Cannot interpolate ${key}: set ${key} in \\.env`),
           `${name} starts with the shipped .env.example`,
         );

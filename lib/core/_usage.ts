@@ -2,7 +2,13 @@
 import { type ConfigDoc, describeConfig } from "../schemas/config.ts";
 
 /** The commands that answer `--help`. */
-export type CommandName = "produce" | "consume" | "start" | "migrate";
+export type CommandName =
+  | "produce"
+  | "consume"
+  | "start"
+  | "migrate"
+  | "audit"
+  | "retention";
 
 interface CommandSpec {
   summary: string;
@@ -61,6 +67,24 @@ const COMMANDS: Record<CommandName, CommandSpec> = {
       "HTTP_PORT",
       ...LOGS,
     ],
+  },
+  audit: {
+    summary:
+      "Compares PostgreSQL with the Action API per wiki over a time range and lists what is\nmissing; exit 0 when nothing is, 1 when something is. --repair republishes the missing rows.",
+    flags: [
+      ["--since <ISO-8601>", "Start of the range (required)"],
+      ["--until <ISO-8601>", "End of the range (required)"],
+      ["--wikis <a,b>", "Only these wiki host names (default: WIKIS)"],
+      ["--repair", "Republish the missing rows to Kafka"],
+      HELP,
+    ],
+    env: [...KAFKA, "DATABASE_URL", "WIKIS", "MEDIAWIKI_API_URL", ...LOGS],
+  },
+  retention: {
+    summary:
+      "One partition housekeeping pass on DATABASE_URL: creates the coming months' partitions and\ndrops those whose rows are all older than RETENTION_DAYS (unset: keeps everything).",
+    flags: [HELP],
+    env: ["DATABASE_URL", "RETENTION_DAYS", ...LOGS],
   },
   migrate: {
     summary:

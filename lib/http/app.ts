@@ -127,14 +127,14 @@ function sharedDeps(deps: AppDeps): SharedDeps {
         async () => {
           const [data, l] = await Promise.all([
             dashboard.snapshot({ window }),
-          lag?.().then(
-            (v): LagView => ({
-              total_lag: v.total_lag,
-              time_lag_seconds: v.time_lag_seconds,
-            }),
-            () => null,
-          ) ?? null,
-        ]);
+            lag?.().then(
+              (v): LagView => ({
+                total_lag: v.total_lag,
+                time_lag_seconds: v.time_lag_seconds,
+              }),
+              () => null,
+            ) ?? null,
+          ]);
           return { data, lag: l };
         },
         deps.dashboardIntervalMs ?? 5000,

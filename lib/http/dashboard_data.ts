@@ -127,7 +127,10 @@ async function readSnapshot(
     `set local statement_timeout = ${Math.trunc(settings.timeout)}`,
   );
   const time = timer(settings.observe);
-  const w = await time("window", () => readWindow(tx, { key, now: settings.now() }));
+  const w = await time(
+    "window",
+    () => readWindow(tx, { key, now: settings.now() }),
+  );
   const perMinute = await time(
     "per_minute",
     () => readPerMinute(tx, w, settings.maxWikis),

@@ -2,6 +2,7 @@
 import { connectDb, type Sql } from "./db.ts";
 import { dropOlderThan, ensureMonth } from "./partitions.ts";
 import { configEnv, loadConfig } from "../core/config.ts";
+import { helpRequested, printUsage } from "../core/cli.ts";
 import { ConfigError } from "../core/errors.ts";
 import { createLogger, type Logger } from "../core/log.ts";
 
@@ -120,18 +121,26 @@ export function startHousekeeping(
 /** `deno task retention`: one housekeeping pass on DATABASE_URL with RETENTION_DAYS. */
 export async function main(
   env: Record<string, string | undefined> = configEnv(),
+  args: string[] = Deno.args,
 ): Promise<number> {
+  if (helpRequested(args)) return printUsage("retention");
   let config;
   try {
     config = loadConfig(env);
   } catch (err) {
     if (err instanceof ConfigError) {
-      createLogger({ service: "retention" }).error(err.message);
+      createLogger({ service: "retention", format: "auto" }).error(
+        err.message,
+      );
       return 2;
     }
     throw err;
   }
-  const log = createLogger({ service: "retention", level: config.LOG_LEVEL });
+  const log = createLogger({
+    service: "retention",
+    level: config.LOG_LEVEL,
+    format: config.LOG_FORMAT,
+  });
   const sql = connectDb(config.DATABASE_URL, { max: 1 });
   try {
     const stats = newHousekeepingStats();

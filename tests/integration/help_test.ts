@@ -48,6 +48,12 @@ const COMMANDS: Record<string, { flags: string[]; env: string[] }> = {
     env: ["KAFKA_BROKERS", "DATABASE_URL", "WIKIS", "HTTP_PORT"],
   },
   migrate: { flags: ["--help"], env: ["DATABASE_URL"] },
+  audit: {
+    flags: ["--since", "--until", "--wikis", "--repair", "--help"],
+    env: ["DATABASE_URL", "WIKIS"],
+  },
+  retention: { flags: ["--help"], env: ["DATABASE_URL", "RETENTION_DAYS"] },
+  "bench:history": { flags: ["--rows", "--help"], env: [] },
   "fake-wiki": { flags: ["--port", "--help"], env: [] },
   chaos: { flags: ["--long", "--seed", "--help"], env: [] },
   bench: { flags: ["--help"], env: ["BENCH_ROWS"] },
