@@ -9,28 +9,26 @@ import {
   loadRecordedWikis,
   startFakeMediaWiki,
 } from "../tests/fakes/fake_mediawiki.ts";
-import { connectDb } from "../lib/sink/db.ts";
 import { freePortRange } from "../tests/_ports.ts";
+import { freshDatabase } from "../tests/integration/_consumer_fixture.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const brokers = Deno.env.get("KAFKA_BROKERS") ?? "127.0.0.1:19092";
-const adminUrl = Deno.env.get("DATABASE_URL") ??
+const appUrl = Deno.env.get("DATABASE_URL") ??
   "postgres://wikistream@127.0.0.1:15432/wiki_data";
 const id = crypto.randomUUID().slice(0, 8);
 const wikis = loadRecordedWikis();
 const rows = wikis.reduce((n, w) => n + w.rows.length, 0);
 await using fake = startFakeMediaWiki({ wikis });
-const admin = connectDb(adminUrl, { max: 1 });
-await admin.unsafe(`create database demo_${id}`);
-const db = new URL(adminUrl);
-db.pathname = `/demo_${id}`;
+// A database of its own whose public schema the app's role owns (dropped afterwards).
+await using db = await freshDatabase(appUrl);
 const port = freePortRange(1);
 const child = new Deno.Command(Deno.execPath(), {
   args: ["run", "-A", "start.ts", "--since", "2013-01-01T00:00:00Z"],
   cwd: ROOT,
   env: {
     KAFKA_BROKERS: brokers,
-    DATABASE_URL: db.toString(),
+    DATABASE_URL: db.url,
     KAFKA_TOPIC: `demo.${id}.rc`,
     KAFKA_GROUP_ID: `demo-${id}`,
     KAFKA_TRANSACTIONAL_ID: `demo-${id}`,
@@ -69,8 +67,6 @@ try {
 } finally {
   child.kill("SIGTERM");
   await child.status;
-  await admin.unsafe(`drop database if exists demo_${id} with (force)`);
-  await admin.end();
 }
 
 /** Waits until the dashboard's default window holds every recorded row. */
