@@ -5,7 +5,7 @@ import { fetchLag } from "../kafka/lag.ts";
 import type { ConsumerStats } from "../sink/batch_handler.ts";
 import type { CheckResult } from "../http/app.ts";
 import type { LagReport } from "./consumer.ts";
-import { describeError } from "../core/errors.ts";
+import { explainError } from "../core/errors.ts";
 
 /** What the consumer tracks between batches: for idle exit and health. */
 export interface Progress {
@@ -48,20 +48,29 @@ export function createLagReporter(
   };
 }
 
-/** Unhealthy when lag is pending and no batch was written for `stallMs` (counted from `started`). */
+/**
+ * Unhealthy when lag is pending and no batch was written for `stallMs` (counted from `started`),
+ * naming the database error that keeps the writes failing, if one does.
+ */
 export function stallCheck(
   progress: Progress,
-  options: { started: number; stallMs: number },
+  options: { started: number; stallMs: number; stats?: ConsumerStats },
 ): CheckResult {
   const { lastActivity, lastLag } = progress;
   const pending = lastLag.total > 0n;
   const since = Date.now() - Math.max(lastActivity, options.started);
   if (pending && since > options.stallMs) {
+    const failing = options.stats?.dbFailing;
+    const cause = failing
+      ? `; database writes failing since ${
+        new Date(failing.since).toISOString()
+      }: ${explainError({ name: "PostgreSQL", ...failing })}`
+      : "";
     return {
       ok: false,
       reason: `No batch written for ${
         Math.round(since / 1000)
-      } s while lag is ${lastLag.total}`,
+      } s while lag is ${lastLag.total}${cause}`,
     };
   }
   return { ok: true };
@@ -78,7 +87,7 @@ export async function dependenciesReady(
   } catch (err) {
     return {
       ok: false,
-      reason: `PostgreSQL unavailable: ${describeError(err)}`,
+      reason: `PostgreSQL unavailable: ${explainError(err)}`,
       details: { dependency: "postgresql" },
     };
   }
@@ -87,7 +96,7 @@ export async function dependenciesReady(
   } catch (err) {
     return {
       ok: false,
-      reason: `Kafka metadata unavailable: ${describeError(err)}`,
+      reason: `Kafka metadata unavailable: ${explainError(err)}`,
       details: { dependency: "kafka" },
     };
   }

@@ -208,7 +208,12 @@ async function startWriting(
   const { log, topic, dlq, stats, progress, opened } = parts;
   // The sink owns a pool of its own, which it replaces after a connection failure.
   const sink = createSink(
-    () => connectDb(config.DATABASE_URL, { schema: options.schema, max: 3 }),
+    (session) =>
+      connectDb(config.DATABASE_URL, {
+        schema: options.schema,
+        max: 3,
+        ...session,
+      }),
     {
       log,
       // DeadLetter carries the original key, bytes and the dlq.* headers the DLQ record needs.
@@ -269,7 +274,11 @@ function consumerService(
     sql,
     lag,
     health() {
-      return stallCheck(parts.progress, { started: parts.started, stallMs });
+      return stallCheck(parts.progress, {
+        started: parts.started,
+        stallMs,
+        stats,
+      });
     },
     ready() {
       return dependenciesReady(sql, admin, topic);
