@@ -26,6 +26,7 @@ export class OwnedPool {
   readonly #log: Logger;
   #name = "";
   #sql: Sql;
+  #generation = new AbortController();
   /** application_names of replaced pools whose backends may still be alive (until a sweep works). */
   readonly #retired = new Set<string>();
 
@@ -44,9 +45,24 @@ export class OwnedPool {
     return this.#sql;
   }
 
+  /**
+   * Aborts when the current pool is replaced: a write in flight on it fails at once instead of
+   * hanging (postgres.js may never settle a query whose connection died under it).
+   */
+  get signal(): AbortSignal {
+    return this.#generation.signal;
+  }
+
   /** Opens a new pool, ends the old one and terminates the old one's backends. */
   replace(reason: string): void {
     const old = this.#sql;
+    this.#generation.abort(
+      Object.assign(new Error(`Database pool replaced (${reason})`), {
+        code: "POOL_REPLACED",
+        retriable: true,
+      }),
+    );
+    this.#generation = new AbortController();
     this.#retired.add(this.#name);
     this.#sql = this.#open();
     old.end({ timeout: 0 }).catch(() => {});

@@ -133,7 +133,10 @@ class PostgresSink implements Sink {
       if (isRowError(err) && rows.length > 0) {
         return await this.#bisect(rows, deadLetters, err);
       }
-      if (!this.#publishErrors.has(err as object) && isConnectionFailure(err)) {
+      if (
+        !this.#publishErrors.has(err as object) && isConnectionFailure(err) &&
+        (err as { code?: unknown })?.code !== "POOL_REPLACED"
+      ) {
         this.#pool?.replace(errorCode(err));
       }
       throw err;
@@ -215,6 +218,7 @@ class PostgresSink implements Sink {
         inTx = performance.now() - t;
         return n;
       }),
+      this.#pool?.signal,
     );
     if (times) times.db_commit += performance.now() - t0 - inTx;
     return inserted;
@@ -310,23 +314,31 @@ async function insertDeadLetters(
   } on conflict (topic, partition, "offset") do nothing`;
 }
 
-/** Rejects with a retriable WRITE_TIMEOUT error when `p` takes longer than `ms`. */
-function withTimeout<T>(ms: number, p: Promise<T>): Promise<T> {
+/** Rejects with a retriable WRITE_TIMEOUT error after `ms`, or with the reason of `abandon`. */
+function withTimeout<T>(
+  ms: number,
+  p: Promise<T>,
+  abandon?: AbortSignal,
+): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
+  let onAbort: (() => void) | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       const err = Object.assign(
         new Error(`Database write timed out after ${ms} ms`),
-        {
-          code: "WRITE_TIMEOUT",
-          retriable: true,
-        },
+        { code: "WRITE_TIMEOUT", retriable: true },
       );
       reject(err);
     }, ms);
+    onAbort = () => reject(abandon!.reason);
+    if (abandon?.aborted) onAbort();
+    else abandon?.addEventListener("abort", onAbort, { once: true });
   });
   p.catch(() => {}); // a timed-out write may still reject later
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+  return Promise.race([p, timeout]).finally(() => {
+    clearTimeout(timer);
+    if (onAbort) abandon?.removeEventListener("abort", onAbort);
+  });
 }
 
 /** Anything but an error PostgreSQL itself answered on a live connection (class 08/57 aside). */
