@@ -4,6 +4,7 @@ import { HTTPException } from "hono/http-exception";
 import { timingSafeEqual } from "hono/utils/buffer";
 import type { DashboardData } from "./dashboard_data.ts";
 import { sharedFor } from "./_shared.ts";
+import { explainError } from "../core/errors.ts";
 import {
   DASHBOARD_HTML,
   DASHBOARD_JS,
@@ -103,7 +104,12 @@ function sharedDeps(deps: AppDeps): SharedDeps {
     dashboard: dashboard && sharedFor(
       async () => {
         const [data, l] = await Promise.all([
-          dashboard.snapshot(),
+          dashboard.snapshot().catch((err) => {
+            // Name the dependency and what it said (passwords masked), not just the class.
+            throw new HTTPException(503, {
+              message: `PostgreSQL unavailable: ${explainError(err)}`,
+            });
+          }),
           lag?.().then(
             (v): LagView => ({
               total_lag: v.total_lag,

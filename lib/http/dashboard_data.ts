@@ -1,5 +1,6 @@
 /** @module The dashboard's data: bounded, indexed queries over the last hour of activity. */
 import type { Sql, Transaction } from "../sink/db.ts";
+import type { MonitorDb } from "../sink/monitor_db.ts";
 
 /** Changes of one wiki in one minute (wikis beyond the busiest few are folded into "(other)"). */
 export interface MinutePoint {
@@ -71,11 +72,14 @@ export interface DashboardDataOptions {
 
 const DEAD_LETTER_CAP = 100_000;
 
-/** Creates the PostgreSQL-backed dashboard data source. */
+/** Creates the PostgreSQL-backed dashboard data source (on the monitoring pool, or any pool). */
 export function createDashboardData(
-  sql: Sql,
+  db: Sql | MonitorDb,
   options: DashboardDataOptions = {},
 ): DashboardData {
+  const use = isMonitorDb(db)
+    ? db.use
+    : <T>(fn: (sql: Sql) => Promise<T>) => fn(db);
   const settings: Settings = {
     minutes: options.windowMinutes ?? 60,
     maxWikis: options.maxWikis ?? 8,
@@ -86,9 +90,13 @@ export function createDashboardData(
   };
   return {
     snapshot: () =>
-      sql.begin("read only", (tx) => readSnapshot(tx, settings)) as Promise<
-        DashboardSnapshot
-      >,
+      use(
+        (sql) =>
+          sql.begin("read only", (tx) => readSnapshot(tx, settings)) as Promise<
+            DashboardSnapshot
+          >,
+        { timeoutMs: settings.timeout + 500 },
+      ),
   };
 }
 
@@ -269,6 +277,10 @@ function timer(observe: Settings["observe"]) {
     observe(name, performance.now() - t0);
     return r;
   };
+}
+
+function isMonitorDb(db: Sql | MonitorDb): db is MonitorDb {
+  return typeof (db as MonitorDb).failing === "function";
 }
 
 function iso(v: unknown): string {

@@ -1,5 +1,5 @@
 /** @module The consumer's lag report, stall check and readiness check. */
-import type { Sql } from "../sink/db.ts";
+import type { MonitorDb } from "../sink/monitor_db.ts";
 import type { Admin } from "../kafka/client.ts";
 import { fetchLag } from "../kafka/lag.ts";
 import type { ConsumerStats } from "../sink/batch_handler.ts";
@@ -16,7 +16,7 @@ export interface Progress {
 
 /** Where {@linkcode createLagReporter} reads lag and the newest event from. */
 export interface LagSources {
-  sql: Sql;
+  db: MonitorDb;
   admin: Admin;
   groupId: string;
   topic: string;
@@ -28,13 +28,13 @@ export interface LagSources {
 export function createLagReporter(
   sources: LagSources,
 ): () => Promise<LagReport> {
-  const { sql, admin, groupId, topic, stats, progress } = sources;
+  const { db, admin, groupId, topic, stats, progress } = sources;
   return async function lag(): Promise<LagReport> {
     const partitions = await fetchLag(admin, { groupId, topic });
     const total = partitions.reduce((a, p) => a + BigInt(p.lag), 0n);
     progress.lastLag = { total, at: Date.now() };
     if (total === 0n) progress.lastActivity = Date.now(); // caught up counts as progress
-    const newest = await newestEventTime(sql, stats);
+    const newest = await newestEventTime(db, stats);
     return {
       group: groupId,
       topic,
@@ -76,14 +76,17 @@ export function stallCheck(
   return { ok: true };
 }
 
-/** Ready when PostgreSQL answers and the events topic's metadata can be read. */
+/**
+ * Ready when PostgreSQL answers and the events topic's metadata can be read; otherwise the reason
+ * names the failing dependency and its error (passwords masked).
+ */
 export async function dependenciesReady(
-  sql: Sql,
+  db: MonitorDb,
   admin: Admin,
   topic: string,
 ): Promise<CheckResult> {
   try {
-    await sql`select 1`;
+    await db.use((sql) => sql`select 1`);
   } catch (err) {
     return {
       ok: false,
@@ -103,14 +106,29 @@ export async function dependenciesReady(
   return { ok: true };
 }
 
+/** Unhealthy when every monitoring query has failed for longer than `stallMs`. */
+export function monitorCheck(db: MonitorDb, stallMs: number): CheckResult {
+  const f = db.failing();
+  if (!f || Date.now() - f.since <= stallMs) return { ok: true };
+  return {
+    ok: false,
+    reason: `Monitoring queries failing for ${
+      Math.round((Date.now() - f.since) / 1000)
+    } s: PostgreSQL unavailable: ${explainError(f.error)}`,
+  };
+}
+
 /** The newest event written: from this run's stats, else from the table (last 7 days). */
 async function newestEventTime(
-  sql: Sql,
+  db: MonitorDb,
   stats: ConsumerStats,
 ): Promise<Date | null> {
-  const [row] = await sql<
-    { t: Date | null }[]
-  >`select max(event_time) as t from wiki_recent_changes
-      where event_time > now() - interval '7 days'`.catch(() => [{ t: null }]);
-  return stats.lastEventMs ? new Date(stats.lastEventMs) : row?.t ?? null;
+  if (stats.lastEventMs) return new Date(stats.lastEventMs);
+  const [row] = await db.use((sql) =>
+    sql<
+      { t: Date | null }[]
+    >`select max(event_time) as t from wiki_recent_changes
+      where event_time > now() - interval '7 days'`
+  ).catch(() => [{ t: null }]);
+  return row?.t ?? null;
 }

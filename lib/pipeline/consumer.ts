@@ -1,6 +1,7 @@
 /** @module Wires the consumer: migrations, topics, the sink and the batch consumer; lag and idle exit. */
 import type { Config } from "../core/config.ts";
 import { connectDb, type Sql } from "../sink/db.ts";
+import { createMonitorDb, type MonitorDb } from "../sink/monitor_db.ts";
 import { migrate } from "../sink/migrate.ts";
 import {
   type Housekeeper,
@@ -35,6 +36,7 @@ import type { CheckResult } from "../http/app.ts";
 import {
   createLagReporter,
   dependenciesReady,
+  monitorCheck,
   type Progress,
   stallCheck,
 } from "./_consumer_health.ts";
@@ -78,7 +80,10 @@ export interface ConsumerService {
   stats: ConsumerStats;
   /** The partition housekeeping's counters. */
   housekeeping: HousekeepingStats;
+  /** The consumer's own pool (migrations, housekeeping). */
   sql: Sql;
+  /** The HTTP side's own pool (dashboard, readiness, lag), with short timeouts. */
+  monitor: MonitorDb;
   lag(): Promise<LagReport>;
   health(): CheckResult;
   ready(): Promise<CheckResult>;
@@ -96,6 +101,10 @@ export async function startConsumer(
     const sql = connectDb(config.DATABASE_URL, { schema: options.schema });
     opened.push(() => sql.end({ timeout: 5 }));
     await migrate(sql, { log });
+    const monitor = createMonitorDb(config.DATABASE_URL, {
+      schema: options.schema,
+    });
+    opened.push(() => monitor.end());
     const housekeeper = startHousekeeping(sql, {
       log: log.with({ component: "housekeeping" }),
       retentionDays: config.RETENTION_DAYS,
@@ -121,7 +130,7 @@ export async function startConsumer(
       opened,
     });
     const lag = createLagReporter({
-      sql,
+      db: monitor,
       admin,
       groupId: config.KAFKA_GROUP_ID,
       topic,
@@ -132,6 +141,7 @@ export async function startConsumer(
       options,
       log,
       sql,
+      monitor,
       topic,
       dlq,
       admin,
@@ -154,6 +164,7 @@ interface Parts {
   options: ConsumerOptions;
   log: Logger;
   sql: Sql;
+  monitor: MonitorDb;
   /** The events topic. */
   topic: string;
   dlq: DeadLetterProducer;
@@ -253,7 +264,8 @@ function consumerService(
   parts: Parts,
   lag: () => Promise<LagReport>,
 ): ConsumerService {
-  const { options, sql, topic, dlq, admin, stats, sink, consumer } = parts;
+  const { options, sql, monitor, topic, dlq, admin, stats, sink, consumer } =
+    parts;
   const { housekeeper } = parts;
   const done = Promise.race([
     whenAborted(options.signal),
@@ -261,27 +273,29 @@ function consumerService(
     consumer.crashed.then((err) => Promise.reject(err)),
   ]);
   const stallMs = options.stallMs ?? 120_000;
-  // Keep the lag behind /healthz fresh even when nobody calls /lag.
-  const lagTimer = setInterval(
-    () => void lag().catch(() => {}),
-    Math.min(15_000, stallMs / 4),
-  );
+  // Keep the lag and the monitoring pool's state behind /healthz fresh when nobody calls.
+  const lagTimer = setInterval(() => {
+    lag().catch(() => {});
+    monitor.use((sql) => sql`select 1`).catch(() => {});
+  }, Math.min(15_000, stallMs / 4));
   Deno.unrefTimer(lagTimer);
   return {
     done,
     stats,
     housekeeping: housekeeper.stats,
     sql,
+    monitor,
     lag,
     health() {
-      return stallCheck(parts.progress, {
+      const stall = stallCheck(parts.progress, {
         started: parts.started,
         stallMs,
         stats,
       });
+      return stall.ok ? monitorCheck(monitor, stallMs) : stall;
     },
     ready() {
-      return dependenciesReady(sql, admin, topic);
+      return dependenciesReady(monitor, admin, topic);
     },
     async close() {
       clearInterval(lagTimer);
@@ -290,6 +304,7 @@ function consumerService(
       await admin.disconnect().catch(() => {});
       await sink.close();
       await housekeeper.stop();
+      await monitor.end();
       await sql.end({ timeout: 5 });
     },
   };
