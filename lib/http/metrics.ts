@@ -245,6 +245,11 @@ function fillConsumerCounters(r: Registry, c: ConsumerStats) {
     "Database write attempts that failed, by SQLSTATE or error code (retried, never dead-lettered)",
     Object.entries(c.dbErrorsByCode).map(([code, n]): Sample => [{ code }, n]),
   );
+  one(
+    "wikistream_retention_lost_records_total",
+    "Offsets deleted by retention before the consumer wrote them (rows lost for good)",
+    Number(c.retention?.total ?? 0n),
+  );
   new Gauge({
     name: "wikistream_db_write_failing_seconds",
     help:

@@ -6,6 +6,7 @@ import type { ConsumerStats } from "../sink/batch_handler.ts";
 import type { CheckResult } from "../http/app.ts";
 import type { LagReport } from "./consumer.ts";
 import { explainError } from "../core/errors.ts";
+import type { RetentionWatch } from "./_retention.ts";
 
 /** What the consumer tracks between batches: for idle exit and health. */
 export interface Progress {
@@ -22,15 +23,17 @@ export interface LagSources {
   topic: string;
   stats: ConsumerStats;
   progress: Progress;
+  retention: RetentionWatch;
 }
 
 /** The `/lag` report; also refreshes the lag behind health and counts zero lag as progress. */
 export function createLagReporter(
   sources: LagSources,
 ): () => Promise<LagReport> {
-  const { db, admin, groupId, topic, stats, progress } = sources;
+  const { db, admin, groupId, topic, stats, progress, retention } = sources;
   return async function lag(): Promise<LagReport> {
     const partitions = await fetchLag(admin, { groupId, topic });
+    retention.check(partitions);
     const total = partitions.reduce((a, p) => a + BigInt(p.lag), 0n);
     progress.lastLag = { total, at: Date.now() };
     if (total === 0n) progress.lastActivity = Date.now(); // caught up counts as progress
@@ -44,6 +47,7 @@ export function createLagReporter(
       time_lag_seconds: newest
         ? Math.max(0, Math.round((Date.now() - newest.getTime()) / 1000))
         : null,
+      lost_to_retention: retention.losses,
     };
   };
 }

@@ -19,7 +19,8 @@ import {
   createDeadLetterProducer,
   type DeadLetterProducer,
 } from "../kafka/dead_letters.ts";
-import type { PartitionLag } from "../kafka/lag.ts";
+import { fetchLag, type PartitionLag } from "../kafka/lag.ts";
+import { type RetentionLoss, RetentionWatch } from "./_retention.ts";
 import {
   type BatchConsumer,
   runBatchConsumer,
@@ -71,6 +72,8 @@ export interface LagReport {
   total_lag: string;
   newest_event_time: string | null;
   time_lag_seconds: number | null;
+  /** Partitions whose committed offset fell below the log start (records never written). */
+  lost_to_retention: RetentionLoss[];
 }
 
 /** A running consumer. */
@@ -117,6 +120,14 @@ export async function startConsumer(
       opened,
     });
     const stats = options.stats ?? newConsumerStats();
+    // Before joining: once consumption starts from the log start, the evidence is gone.
+    const retention = stats.retention instanceof RetentionWatch
+      ? stats.retention
+      : new RetentionWatch(topic, log);
+    retention.check(
+      await fetchLag(admin, { groupId: config.KAFKA_GROUP_ID, topic }),
+    );
+    stats.retention = retention;
     const progress: Progress = {
       lastActivity: Date.now(),
       lastLag: { total: -1n, at: 0 },
@@ -136,6 +147,7 @@ export async function startConsumer(
       topic,
       stats,
       progress,
+      retention,
     });
     const parts: Parts = {
       options,
@@ -292,7 +304,10 @@ function consumerService(
         stallMs,
         stats,
       });
-      return stall.ok ? monitorCheck(monitor, stallMs) : stall;
+      const h = stall.ok ? monitorCheck(monitor, stallMs) : stall;
+      const lost = stats.retention?.total ?? 0n;
+      if (lost === 0n) return h;
+      return { ...h, details: { records_lost_to_retention: lost.toString() } };
     },
     ready() {
       return dependenciesReady(monitor, admin, topic);

@@ -25,6 +25,8 @@ export interface ConsumerStats {
   lastEventMs: number;
   /** Where the time went, per stage (the sink and the batch consumer add theirs). */
   stages: StageTimes;
+  /** Records retention deleted before they were written (set by the consumer). */
+  retention?: { readonly total: bigint };
 }
 
 /** Options for {@linkcode createBatchHandler}. */
