@@ -134,3 +134,31 @@ Deno.test("createSink() keeps its PostgreSQL pool when the dead-letter topic fai
     await sink.close();
   }
 });
+
+Deno.test("createSink() dead-letters a row PostgreSQL rejects as its original Kafka record", async () => {
+  const config = testConfig();
+  await using db = await tempSchema(config);
+  await migrate(db.sql);
+  const published: DeadLetter[] = [];
+  const sink = createSink(db.sql, {
+    log: captureLogger("error"),
+    deadLetters: { publish: (d) => Promise.resolve(void published.push(...d)) },
+  });
+  const rows = sinkRows(5);
+  const original = rows[2]!.source!;
+  // A value the decoder would refuse, forced in to reach the database's own checks.
+  rows[2] = { ...rows[2]!, namespace: 2 ** 40 };
+  const result = await sink.write(rows);
+  assert.equal(result.inserted, 4);
+  const [dl] = await db
+    .sql`select topic, partition, "offset", key, value, headers, reason
+    from dead_letters`;
+  assert.equal(dl!.topic, "t");
+  assert.equal(dl!.offset, "2");
+  assert.deepEqual(new Uint8Array(dl!.key), original.key);
+  assert.deepEqual(new Uint8Array(dl!.value), original.value);
+  assert.equal(dl!.headers.wiki, original.headers.wiki);
+  assert.equal(dl!.headers["dlq.reason"], "database_rejected");
+  assert.equal(dl!.headers["dlq.source_offset"], "2");
+  assert.deepEqual(published.map((d) => d.value), [original.value]);
+});
