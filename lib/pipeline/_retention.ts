@@ -1,6 +1,7 @@
 /** @module Detects records that retention deleted before the consumer group wrote them. */
 import type { PartitionLag } from "../kafka/lag.ts";
 import type { Logger } from "../core/log.ts";
+import { retry } from "../core/retry.ts";
 
 /** Records of one partition deleted by retention before they were written. */
 export interface RetentionLoss {
@@ -34,6 +35,32 @@ export class RetentionWatch {
   /** Offsets lost in all, since start-up. */
   get total(): bigint {
     return this.#total;
+  }
+
+  /**
+   * The check before joining the group (once consumption restarts from the log start the
+   * evidence is gone). Kafka just restarted may answer NOT_COORDINATOR for a while: retried a
+   * few times, then only logged, since failing the start-up would stop the consumer for good.
+   */
+  async checkBeforeJoining(
+    read: () => Promise<PartitionLag[]>,
+    signal: AbortSignal,
+  ): Promise<void> {
+    try {
+      this.check(
+        await retry(read, {
+          maxAttempts: 6,
+          minTimeout: 500,
+          maxTimeout: 4000,
+          signal,
+        }),
+      );
+    } catch (err) {
+      if (signal.aborted) return;
+      this.#log.warn("cannot check retention before joining the group", {
+        err,
+      });
+    }
   }
 
   /** Compares each committed offset with the log start; a commit below it is a loss. */

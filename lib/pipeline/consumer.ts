@@ -124,8 +124,9 @@ export async function startConsumer(
     const retention = stats.retention instanceof RetentionWatch
       ? stats.retention
       : new RetentionWatch(topic, log);
-    retention.check(
-      await fetchLag(admin, { groupId: config.KAFKA_GROUP_ID, topic }),
+    await retention.checkBeforeJoining(
+      () => fetchLag(admin, { groupId: config.KAFKA_GROUP_ID, topic }),
+      options.signal,
     );
     stats.retention = retention;
     const progress: Progress = {

@@ -70,9 +70,14 @@ export class OwnedPool {
     void this.#terminateRetired();
   }
 
-  /** Ends the current pool (and terminates retired backends first, when it can). */
+  /** Ends the current pool (terminating retired backends first, when it can within 1 s). */
   async end(): Promise<void> {
-    await this.#terminateRetired();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      this.#terminateRetired(),
+      new Promise((r) => timer = setTimeout(r, 1000)),
+    ]);
+    clearTimeout(timer);
     await this.#sql.end({ timeout: 5 });
   }
 

@@ -276,16 +276,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     }
   }
   const elapsedS = elapsed();
-  clearInterval(poller);
-  // The faults are over: check on a fresh pool (postgres.js may leave a query on a connection a
-  // PostgreSQL restart killed unsettled for good, and the checks below have no deadline).
-  void db.end({ timeout: 0 }).catch(() => {});
-  db = connectDb(databaseUrl, { max: 2 });
   // Let the dead letters of the last poison records land.
   await waitFor(async () => {
     const [r] = await db`select count(*)::int as n from dead_letters`;
     return r!.n >= poison.length;
   }, 30_000);
+  clearInterval(poller);
 
   for (const [name, p] of Object.entries(procs)) {
     if (!p) continue;
