@@ -210,12 +210,12 @@ Deno.test("createApp() with a real consumer: every endpoint", async (t) => {
         assert.equal(res.status, 503);
         const body = await res.json();
         assert.equal(body.status, "not_ready");
-        assert.match(body.reason, /^PostgreSQL unavailable: \w+ \w+: \S/);
+        assert.match(body.reason, /^PostgreSQL unavailable: \w+ \(\w+\): \S/);
         const dash = await app.request("/api/dashboard");
         assert.equal(dash.status, 503);
         assert.match(
           (await dash.json()).message,
-          /^PostgreSQL unavailable: \w+ \w+: \S/,
+          /^PostgreSQL unavailable: \w+ \(\w+\): \S/,
         );
       },
     );
