@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { startConsumer } from "../../lib/pipeline/consumer.ts";
 import { createKafka, type Kafka } from "../../lib/kafka/client.ts";
 import { topicNames } from "../../lib/pipeline/producer.ts";
-import { connectDb } from "../../lib/sink/db.ts";
+import { connectDb, type Sql } from "../../lib/sink/db.ts";
+import { adminUrl, withDatabase } from "../_pg_admin.ts";
 import { captureLogger, eventually, testConfig } from "../_helpers.ts";
 import {
   assertMatchesSource,
@@ -46,36 +47,52 @@ async function dlqRecords(kafka: Kafka, topic: string): Promise<number> {
   }
 }
 
-/** A login role for the consumer that owns the fresh database's public schema. */
+/** A login role of its own for the consumer, owning the fresh database's public schema. */
 async function appRole(
-  adminUrl: string,
   dbUrl: string,
-): Promise<{ name: string; url: string }> {
+): Promise<{ name: string; url: string; admin: Sql } & AsyncDisposable> {
   const name = `app_${crypto.randomUUID().replaceAll("-", "").slice(0, 8)}`;
   const pw = `pw-${crypto.randomUUID().slice(0, 8)}`;
-  const admin = connectDb(adminUrl, { max: 1 });
+  const dbName = new URL(dbUrl).pathname.slice(1);
+  const root = connectDb(await adminUrl(), { max: 1 });
   try {
-    await admin.unsafe(`create role ${name} login password '${pw}'`);
+    await root.unsafe(`create role ${name} login password '${pw}'`);
+    await root.unsafe(
+      `grant connect, temporary on database ${dbName} to ${name}`,
+    );
   } finally {
-    await admin.end();
+    await root.end();
   }
-  const db = connectDb(dbUrl, { max: 1 });
-  try {
-    await db.unsafe(`alter schema public owner to ${name}`);
-  } finally {
-    await db.end();
-  }
+  // The superuser inside the database: revokes, grants and reads the role's tables.
+  const admin = connectDb(withDatabase(await adminUrl(), dbName), { max: 1 });
+  await admin.unsafe(`alter schema public owner to ${name}`);
   const u = new URL(dbUrl);
   u.username = name;
   u.password = pw;
-  return { name, url: u.toString() };
+  return {
+    name,
+    url: u.toString(),
+    admin,
+    async [Symbol.asyncDispose]() {
+      await admin.end({ timeout: 5 });
+    },
+  };
+}
+
+/** Drops a role once the database holding its objects is gone. */
+async function dropRole(name: string): Promise<void> {
+  const root = connectDb(await adminUrl(), { max: 1 });
+  await root.unsafe(`drop role if exists ${name}`).catch(() => {});
+  await root.end();
 }
 
 Deno.test("consumer: the main table locked for 15 s under a 300 ms lock_timeout costs no row and no dead letter", async () => {
   const base = testConfig({ KAFKA_PARTITIONS: "3" });
   await using db = await freshDatabase(base.DATABASE_URL);
   const dbName = new URL(db.url).pathname.slice(1);
-  await db.sql.unsafe(`alter database ${dbName} set lock_timeout = '300ms'`);
+  const root = connectDb(await adminUrl(), { max: 1 });
+  await root.unsafe(`alter database ${dbName} set lock_timeout = '300ms'`);
+  await root.end();
   const config = testConfig({
     DATABASE_URL: db.url,
     KAFKA_TOPIC: base.KAFKA_TOPIC,
@@ -142,8 +159,22 @@ Deno.test("consumer: the main table locked for 15 s under a 300 ms lock_timeout 
 
 Deno.test("consumer: a revoked grant, then re-granted, costs no row and no dead letter", async () => {
   const base = testConfig({ KAFKA_PARTITIONS: "3" });
+  let roleName = "";
+  try {
+    await revokedGrant(base, (n) => roleName = n);
+  } finally {
+    if (roleName) await dropRole(roleName);
+  }
+});
+
+/** The body of the revoked-grant test; `named` learns the role to drop afterwards. */
+async function revokedGrant(
+  base: ReturnType<typeof testConfig>,
+  named: (role: string) => void,
+): Promise<void> {
   await using db = await freshDatabase(base.DATABASE_URL);
-  const role = await appRole(base.DATABASE_URL, db.url);
+  await using role = await appRole(db.url);
+  named(role.name);
   const config = testConfig({
     DATABASE_URL: role.url,
     KAFKA_TOPIC: base.KAFKA_TOPIC,
@@ -165,11 +196,11 @@ Deno.test("consumer: a revoked grant, then re-granted, costs no row and no dead 
     stallMs: 3000,
   });
   const count = async () =>
-    (await db.sql`select count(*)::int as n from wiki_recent_changes`)[0]!
+    (await role.admin`select count(*)::int as n from wiki_recent_changes`)[0]!
       .n as number;
   try {
     await eventually(async () => (await count()) === 400, 60_000);
-    await db.sql.unsafe(
+    await role.admin.unsafe(
       `revoke insert on wiki_recent_changes from ${role.name}`,
     );
     const publishing = publishSteadily(kafka, config.KAFKA_TOPIC, 4000, log);
@@ -180,14 +211,16 @@ Deno.test("consumer: a revoked grant, then re-granted, costs no row and no dead 
       await renderMetrics({ consumer: consumer.stats }),
       /wikistream_db_write_errors_total\{code="42501"\} [1-9]/,
     );
-    await db.sql.unsafe(`grant insert on wiki_recent_changes to ${role.name}`);
+    await role.admin.unsafe(
+      `grant insert on wiki_recent_changes to ${role.name}`,
+    );
     const source = await publishing;
     await eventually(async () => (await count()) === source.length, 120_000);
     await eventually(
       async () => (await consumer.lag()).total_lag === "0",
       30_000,
     );
-    const [dl] = await db.sql`select count(*)::int as n from dead_letters`;
+    const [dl] = await role.admin`select count(*)::int as n from dead_letters`;
     assert.equal(dl!.n, 0, "no dead letter in the table");
     assert.equal(
       await dlqRecords(kafka, config.KAFKA_TOPIC),
@@ -195,9 +228,9 @@ Deno.test("consumer: a revoked grant, then re-granted, costs no row and no dead 
       "none in the DLQ topic",
     );
     assert.ok(consumer.stats.dbErrors > 0);
-    await assertMatchesSource(db.sql, source);
+    await assertMatchesSource(role.admin, source);
   } finally {
     controller.abort();
     await consumer.close();
   }
-});
+}

@@ -10,6 +10,7 @@ import { createKafka } from "../../lib/kafka/client.ts";
 import { connectDb } from "../../lib/sink/db.ts";
 import { captureLogger, eventually, testConfig } from "../_helpers.ts";
 import { freePortRange } from "../_ports.ts";
+import { servicesCommand } from "../_pg_admin.ts";
 import {
   assertMatchesSource,
   publishRecords,
@@ -58,10 +59,13 @@ Deno.test("consumer: PostgreSQL crashed three times while rows flow, every row a
   };
   const services = (cmd: string) =>
     run("bash", [`${ROOT}scripts/services.sh`, cmd], env);
+  const servicesOutput = (cmd: string) => servicesCommand(cmd, env);
   await services("start-pg");
-  const config = testConfig({
-    DATABASE_URL: `postgres://wikistream@127.0.0.1:${port}/wiki_data`,
-  });
+  // The URL (with the role's generated password) as services.sh prints it.
+  const printed = await servicesOutput("env");
+  const url = /DATABASE_URL=(\S+)/.exec(printed)?.[1];
+  assert.ok(url, "services.sh printed DATABASE_URL");
+  const config = testConfig({ DATABASE_URL: url });
   const log = captureLogger("warn");
   const kafka = createKafka({
     brokers: config.KAFKA_BROKERS,
