@@ -20,6 +20,9 @@
 #   WIKISTREAM_KAFKA_SCRAM        SCRAM credentials created when the storage is formatted,
 #                                 space-separated, e.g. 'SCRAM-SHA-256=[name=u,password=p]'
 #   WIKISTREAM_PG_SSL_DIR         a folder with server.crt and server.key: PostgreSQL runs ssl=on
+# PostgreSQL is durable by default (fsync, synchronous_commit, full_page_writes on): a crash keeps
+# every commit whose Kafka offset the consumer already committed. WIKISTREAM_PG_FAST=1 turns the
+# three off for speed (tests that are not about durability only; a crash then loses commits).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -203,9 +206,13 @@ start_pg() {
       [ "$(id -u)" = 0 ] && chown postgres: "$pg_dir/server.crt" "$pg_dir/server.key"
       ssl=" -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key"
     fi
-    log "starting PostgreSQL on 127.0.0.1:$pg_port"
+    local fast=""
+    if [ "${WIKISTREAM_PG_FAST:-}" = 1 ]; then
+      fast=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    fi
+    log "starting PostgreSQL on 127.0.0.1:$pg_port${fast:+ (not durable: WIKISTREAM_PG_FAST=1)}"
     as_pg "$bin/pg_ctl" -D "$pg_dir" -l "$pg_dir/server.log" -w -t 60 \
-      -o "-p $pg_port -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=200 -c fsync=off -c synchronous_commit=off -c full_page_writes=off$ssl" \
+      -o "-p $pg_port -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=200$fast$ssl" \
       start >/dev/null
   fi
   if grep -qE '^[^#]*[[:space:]]trust([[:space:]]|$)' "$pg_dir/pg_hba.conf"; then

@@ -175,3 +175,29 @@ function causeChain(err: unknown): Error[] {
   }
   return out;
 }
+
+/**
+ * Whether a PostgreSQL error is about one row's data, so that the row (and only it) may be
+ * dead-lettered: class 22 (data exception) or 23 (integrity constraint violation). Everything
+ * else (a lock timeout, a revoked grant, a missing column, a read-only or failing server) is
+ * about the database, and is retried without dead-lettering anything.
+ */
+export function isRowError(err: unknown): boolean {
+  const e = err as { name?: unknown; code?: unknown } | null;
+  return e?.name === "PostgresError" && typeof e.code === "string" &&
+    /^(22|23)/.test(e.code);
+}
+
+/**
+ * The error's class, code and message, fit for an endpoint or a health reason: the password of
+ * any URL in the message is masked, and the whole is cut to 300 characters.
+ */
+export function explainError(err: unknown): string {
+  const e = err as { name?: unknown; code?: unknown; message?: unknown } | null;
+  const name = String(e?.name ?? "Error");
+  const code = typeof e?.code === "string" ? ` (${e.code})` : "";
+  const message = String(e?.message ?? err)
+    .replace(/(\/\/[^:@\/\s]*:)[^@\s]*@/g, "$1***@")
+    .replace(/(password\s*[=:]\s*)\S+/gi, "$1***");
+  return `${name}${code}: ${message}`.slice(0, 300);
+}

@@ -8,6 +8,7 @@ import {
   type WindowKey,
 } from "./dashboard_data.ts";
 import { sharedFor } from "./_shared.ts";
+import { explainError } from "../core/errors.ts";
 import {
   DASHBOARD_HTML,
   DASHBOARD_JS,
@@ -126,7 +127,12 @@ function sharedDeps(deps: AppDeps): SharedDeps {
       sharedFor(
         async () => {
           const [data, l] = await Promise.all([
-            dashboard.snapshot({ window }),
+            dashboard.snapshot({ window }).catch((err) => {
+              // Name the dependency and what it said (passwords masked), not just the class.
+              throw new HTTPException(503, {
+                message: `PostgreSQL unavailable: ${explainError(err)}`,
+              });
+            }),
             lag?.().then(
               (v): LagView => ({
                 total_lag: v.total_lag,

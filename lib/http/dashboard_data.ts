@@ -5,6 +5,7 @@ import {
   type TimeWindow,
   type WindowKey,
 } from "./_dashboard_window.ts";
+import type { MonitorDb } from "../sink/monitor_db.ts";
 
 export {
   isWindowKey,
@@ -87,11 +88,14 @@ export interface DashboardDataOptions {
 
 const DEAD_LETTER_CAP = 100_000;
 
-/** Creates the PostgreSQL-backed dashboard data source. */
+/** Creates the PostgreSQL-backed dashboard data source (on the monitoring pool, or any pool). */
 export function createDashboardData(
-  sql: Sql,
+  db: Sql | MonitorDb,
   options: DashboardDataOptions = {},
 ): DashboardData {
+  const use = isMonitorDb(db)
+    ? db.use
+    : <T>(fn: (sql: Sql) => Promise<T>) => fn(db);
   const settings: Settings = {
     maxWikis: options.maxWikis ?? 8,
     limit: options.limit ?? 10,
@@ -101,10 +105,14 @@ export function createDashboardData(
   };
   return {
     snapshot: (o) =>
-      sql.begin(
-        "read only",
-        (tx) => readSnapshot(tx, settings, o?.window),
-      ) as Promise<DashboardSnapshot>,
+      use(
+        (sql) =>
+          sql.begin(
+            "read only",
+            (tx) => readSnapshot(tx, settings, o?.window),
+          ) as Promise<DashboardSnapshot>,
+        { timeoutMs: settings.timeout + 500 },
+      ),
   };
 }
 
@@ -259,6 +267,10 @@ function timer(observe: Settings["observe"]) {
     observe(name, performance.now() - t0);
     return r;
   };
+}
+
+function isMonitorDb(db: Sql | MonitorDb): db is MonitorDb {
+  return typeof (db as MonitorDb).failing === "function";
 }
 
 function iso(v: unknown): string {

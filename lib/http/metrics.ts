@@ -239,6 +239,23 @@ function fillConsumerCounters(r: Registry, c: ConsumerStats) {
     "Time spent per consumer stage, summed over (concurrent) batches",
     STAGES.map((stage): Sample => [{ stage }, c.stages[stage] / 1000]),
   );
+  counter(
+    r,
+    "wikistream_db_write_errors_total",
+    "Database write attempts that failed, by SQLSTATE or error code (retried, never dead-lettered)",
+    Object.entries(c.dbErrorsByCode).map(([code, n]): Sample => [{ code }, n]),
+  );
+  one(
+    "wikistream_retention_lost_records_total",
+    "Offsets deleted by retention before the consumer wrote them (rows lost for good)",
+    Number(c.retention?.total ?? 0n),
+  );
+  new Gauge({
+    name: "wikistream_db_write_failing_seconds",
+    help:
+      "How long database writes have been failing without a success (0: they succeed)",
+    registers: [r],
+  }).set(c.dbFailing ? (Date.now() - c.dbFailing.since) / 1000 : 0);
 }
 
 function fillLag(r: Registry, lag: LagSource) {

@@ -18,11 +18,13 @@ export function currentLag(
   };
 }
 
-/** The dashboard over the running instance's pool (a new pool after each restart). */
+/** The dashboard over the running instance's monitoring pool (a new one after each restart). */
 export function currentDashboard(
   sup: Supervisor<ConsumerService>,
 ): DashboardData {
-  let cached: { sql: ConsumerService["sql"]; data: DashboardData } | undefined;
+  let cached:
+    | { db: ConsumerService["monitor"]; data: DashboardData }
+    | undefined;
   return {
     snapshot(options) {
       const s = sup.current();
@@ -31,8 +33,8 @@ export function currentDashboard(
           new Error("The consumer is waiting for a dependency"),
         );
       }
-      if (cached?.sql !== s.sql) {
-        cached = { sql: s.sql, data: createDashboardData(s.sql) };
+      if (cached?.db !== s.monitor) {
+        cached = { db: s.monitor, data: createDashboardData(s.monitor) };
       }
       return cached.data.snapshot(options);
     },

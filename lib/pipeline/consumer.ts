@@ -1,6 +1,7 @@
 /** @module Wires the consumer: migrations, topics, the sink and the batch consumer; lag and idle exit. */
 import type { Config } from "../core/config.ts";
 import { connectDb, type Sql } from "../sink/db.ts";
+import { createMonitorDb, type MonitorDb } from "../sink/monitor_db.ts";
 import { migrate } from "../sink/migrate.ts";
 import {
   type Housekeeper,
@@ -18,7 +19,8 @@ import {
   createDeadLetterProducer,
   type DeadLetterProducer,
 } from "../kafka/dead_letters.ts";
-import type { PartitionLag } from "../kafka/lag.ts";
+import { fetchLag, type PartitionLag } from "../kafka/lag.ts";
+import { type RetentionLoss, RetentionWatch } from "./_retention.ts";
 import {
   type BatchConsumer,
   runBatchConsumer,
@@ -35,6 +37,7 @@ import type { CheckResult } from "../http/app.ts";
 import {
   createLagReporter,
   dependenciesReady,
+  monitorCheck,
   type Progress,
   stallCheck,
 } from "./_consumer_health.ts";
@@ -69,6 +72,8 @@ export interface LagReport {
   total_lag: string;
   newest_event_time: string | null;
   time_lag_seconds: number | null;
+  /** Partitions whose committed offset fell below the log start (records never written). */
+  lost_to_retention: RetentionLoss[];
 }
 
 /** A running consumer. */
@@ -78,7 +83,10 @@ export interface ConsumerService {
   stats: ConsumerStats;
   /** The partition housekeeping's counters. */
   housekeeping: HousekeepingStats;
+  /** The consumer's own pool (migrations, housekeeping). */
   sql: Sql;
+  /** The HTTP side's own pool (dashboard, readiness, lag), with short timeouts. */
+  monitor: MonitorDb;
   lag(): Promise<LagReport>;
   health(): CheckResult;
   ready(): Promise<CheckResult>;
@@ -96,6 +104,10 @@ export async function startConsumer(
     const sql = connectDb(config.DATABASE_URL, { schema: options.schema });
     opened.push(() => sql.end({ timeout: 5 }));
     await migrate(sql, { log });
+    const monitor = createMonitorDb(config.DATABASE_URL, {
+      schema: options.schema,
+    });
+    opened.push(() => monitor.end());
     const housekeeper = startHousekeeping(sql, {
       log: log.with({ component: "housekeeping" }),
       retentionDays: config.RETENTION_DAYS,
@@ -108,6 +120,15 @@ export async function startConsumer(
       opened,
     });
     const stats = options.stats ?? newConsumerStats();
+    // Before joining: once consumption starts from the log start, the evidence is gone.
+    const retention = stats.retention instanceof RetentionWatch
+      ? stats.retention
+      : new RetentionWatch(topic, log);
+    await retention.checkBeforeJoining(
+      () => fetchLag(admin, { groupId: config.KAFKA_GROUP_ID, topic }),
+      options.signal,
+    );
+    stats.retention = retention;
     const progress: Progress = {
       lastActivity: Date.now(),
       lastLag: { total: -1n, at: 0 },
@@ -121,17 +142,19 @@ export async function startConsumer(
       opened,
     });
     const lag = createLagReporter({
-      sql,
+      db: monitor,
       admin,
       groupId: config.KAFKA_GROUP_ID,
       topic,
       stats,
       progress,
+      retention,
     });
     const parts: Parts = {
       options,
       log,
       sql,
+      monitor,
       topic,
       dlq,
       admin,
@@ -154,6 +177,7 @@ interface Parts {
   options: ConsumerOptions;
   log: Logger;
   sql: Sql;
+  monitor: MonitorDb;
   /** The events topic. */
   topic: string;
   dlq: DeadLetterProducer;
@@ -208,7 +232,12 @@ async function startWriting(
   const { log, topic, dlq, stats, progress, opened } = parts;
   // The sink owns a pool of its own, which it replaces after a connection failure.
   const sink = createSink(
-    () => connectDb(config.DATABASE_URL, { schema: options.schema, max: 3 }),
+    (session) =>
+      connectDb(config.DATABASE_URL, {
+        schema: options.schema,
+        max: 3,
+        ...session,
+      }),
     {
       log,
       // DeadLetter carries the original key, bytes and the dlq.* headers the DLQ record needs.
@@ -248,7 +277,8 @@ function consumerService(
   parts: Parts,
   lag: () => Promise<LagReport>,
 ): ConsumerService {
-  const { options, sql, topic, dlq, admin, stats, sink, consumer } = parts;
+  const { options, sql, monitor, topic, dlq, admin, stats, sink, consumer } =
+    parts;
   const { housekeeper } = parts;
   const done = Promise.race([
     whenAborted(options.signal),
@@ -256,23 +286,32 @@ function consumerService(
     consumer.crashed.then((err) => Promise.reject(err)),
   ]);
   const stallMs = options.stallMs ?? 120_000;
-  // Keep the lag behind /healthz fresh even when nobody calls /lag.
-  const lagTimer = setInterval(
-    () => void lag().catch(() => {}),
-    Math.min(15_000, stallMs / 4),
-  );
+  // Keep the lag and the monitoring pool's state behind /healthz fresh when nobody calls.
+  const lagTimer = setInterval(() => {
+    lag().catch(() => {});
+    monitor.use((sql) => sql`select 1`).catch(() => {});
+  }, Math.min(15_000, stallMs / 4));
   Deno.unrefTimer(lagTimer);
   return {
     done,
     stats,
     housekeeping: housekeeper.stats,
     sql,
+    monitor,
     lag,
     health() {
-      return stallCheck(parts.progress, { started: parts.started, stallMs });
+      const stall = stallCheck(parts.progress, {
+        started: parts.started,
+        stallMs,
+        stats,
+      });
+      const h = stall.ok ? monitorCheck(monitor, stallMs) : stall;
+      const lost = stats.retention?.total ?? 0n;
+      if (lost === 0n) return h;
+      return { ...h, details: { records_lost_to_retention: lost.toString() } };
     },
     ready() {
-      return dependenciesReady(sql, admin, topic);
+      return dependenciesReady(monitor, admin, topic);
     },
     async close() {
       clearInterval(lagTimer);
@@ -281,6 +320,7 @@ function consumerService(
       await admin.disconnect().catch(() => {});
       await sink.close();
       await housekeeper.stop();
+      await monitor.end();
       await sql.end({ timeout: 5 });
     },
   };

@@ -7,6 +7,7 @@ import { newStageTimes, type StageTimes } from "../core/stage_times.ts";
 import type { Logger } from "../core/log.ts";
 import { retry } from "../core/retry.ts";
 import type { DeadLetter, Sink, SinkRow } from "./sink.ts";
+import { deadLetterHeaders, storable } from "./_dead_letter.ts";
 
 /** Counters the consumer bumps (metrics read them). */
 export interface ConsumerStats {
@@ -16,10 +17,16 @@ export interface ConsumerStats {
   deadLettered: number;
   batches: number;
   dbErrors: number;
+  /** Failed write attempts by SQLSTATE (or error code/name when not from PostgreSQL). */
+  dbErrorsByCode: Record<string, number>;
+  /** The last failed write while no write has succeeded since; undefined once one succeeds. */
+  dbFailing?: { code: string; message: string; since: number };
   lastBatchMs: number;
   lastEventMs: number;
   /** Where the time went, per stage (the sink and the batch consumer add theirs). */
   stages: StageTimes;
+  /** Records retention deleted before they were written (set by the consumer). */
+  retention?: { readonly total: bigint };
 }
 
 /** Options for {@linkcode createBatchHandler}. */
@@ -42,6 +49,7 @@ export function newConsumerStats(): ConsumerStats {
     deadLettered: 0,
     batches: 0,
     dbErrors: 0,
+    dbErrorsByCode: {},
     lastBatchMs: 0,
     lastEventMs: 0,
     stages: newStageTimes(),
@@ -77,6 +85,14 @@ export function decodeBatch(
       const row = validateValue(p) as SinkRow;
       row.kafka_partition = r.partition;
       row.kafka_offset = r.offset;
+      // The original record, so a row PostgreSQL rejects dead-letters as it came (no copy).
+      row.source = {
+        topic: r.topic,
+        key: r.key,
+        value: r.value,
+        headers: r.headers,
+        timestamp: r.timestamp,
+      };
       rows.push(row);
     } catch (err) {
       deadLetters.push(toDeadLetter(r, err, receivedAt));
@@ -123,32 +139,6 @@ function toDeadLetter(
   };
 }
 
-/** Error text fit for PostgreSQL text/jsonb: JSON.parse quotes the bad input, NUL included. */
-function storable(text: string): string {
-  return text.replaceAll("\0", "\\u0000").toWellFormed();
-}
-
-/** The headers a dead letter carries: why (`dlq.reason`, `dlq.error`), where from, and when. */
-export function deadLetterHeaders(d: {
-  reason: string;
-  error: string;
-  topic: string;
-  partition: number;
-  offset: string;
-  timestamp?: string;
-  receivedAt: Date;
-}): Record<string, string> {
-  return {
-    "dlq.reason": d.reason,
-    "dlq.error": d.error.slice(0, 1000),
-    "dlq.source_topic": d.topic,
-    "dlq.source_partition": String(d.partition),
-    "dlq.source_offset": d.offset,
-    ...(d.timestamp ? { "dlq.source_timestamp": d.timestamp } : {}),
-    "dlq.received_at": d.receivedAt.toISOString(),
-  };
-}
-
 /**
  * Returns the handler for `runBatchConsumer`: it resolves only after the batch is committed in
  * PostgreSQL. A database outage is retried with backoff (heartbeating) until it recovers or the
@@ -171,10 +161,12 @@ export function createBatchHandler(options: BatchHandlerOptions) {
       isRetriable: () => true,
       signal,
       onRetry: (err, attempt, delayMs) => {
-        stats.dbErrors++;
+        const code = noteFailure(stats, err, now());
         options.onWrite?.(false);
+        // The backoff grows to 10 s, so a lasting fault is logged about every 10 s per partition.
         options.log.warn("database write failed, retrying", {
           err,
+          code,
           attempt,
           delay_ms: delayMs,
           partition: batch.partition,
@@ -183,6 +175,7 @@ export function createBatchHandler(options: BatchHandlerOptions) {
       },
     });
     options.onWrite?.(true);
+    stats.dbFailing = undefined;
     stats.batches++;
     stats.consumed += batch.records.length;
     stats.written += result.inserted;
@@ -208,4 +201,18 @@ export function createBatchHandler(options: BatchHandlerOptions) {
       ms: now() - started,
     });
   };
+}
+
+/** Counts a failed write by its code and remembers it as the ongoing failure; returns the code. */
+function noteFailure(stats: ConsumerStats, err: unknown, at: number): string {
+  const e = err as { code?: unknown; name?: unknown; message?: unknown };
+  const code = String(e?.code ?? e?.name ?? "unknown");
+  stats.dbErrors++;
+  stats.dbErrorsByCode[code] = (stats.dbErrorsByCode[code] ?? 0) + 1;
+  stats.dbFailing = {
+    code,
+    message: String(e?.message ?? err),
+    since: stats.dbFailing?.since ?? at,
+  };
+  return code;
 }

@@ -15,6 +15,12 @@ export interface DbOptions {
   /** Schema to use (tests isolate themselves in one); defaults to the server's search_path. */
   schema?: string;
   max?: number;
+  /** application_name of every connection (default `wikistream`). */
+  applicationName?: string;
+  /** Server-side statement_timeout of every session, in milliseconds (default: the server's). */
+  statementTimeoutMs?: number;
+  /** Seconds to wait for a connection (default 10). */
+  connectTimeoutSeconds?: number;
   /** Called with each notice instead of printing it. */
   onnotice?: (notice: unknown) => void;
   /** Called with the text of every query sent (a query counter, e.g. for tests of cost). */
@@ -52,11 +58,14 @@ export function connectDb(url: string, options: DbOptions = {}): Sql {
     ...(options.onQuery
       ? { debug: (_c: number, query: string) => options.onQuery!(query) }
       : {}),
-    connect_timeout: 10,
+    connect_timeout: options.connectTimeoutSeconds ?? 10,
     idle_timeout: 60,
     connection: {
-      application_name: "wikistream",
+      application_name: options.applicationName ?? "wikistream",
       ...(options.schema ? { search_path: options.schema } : {}),
+      ...(options.statementTimeoutMs
+        ? { statement_timeout: Math.trunc(options.statementTimeoutMs) }
+        : {}),
     },
     // postgres.js accepts a connected socket factory; its typings omit the option.
     ...({ socket } as Record<string, unknown>),

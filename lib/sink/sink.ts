@@ -8,14 +8,27 @@ import { FILL_SQL, maxCopies, MERGE_SQL, STAGE_DDL } from "./_merge_sql.ts";
 import { applyRedactions, type RedactionOptions } from "./redactions.ts";
 import { MonthPartitions } from "./partitions.ts";
 import type { ChangeRow } from "../source/normalise.ts";
-import { isRetriable } from "../core/errors.ts";
+import { isRowError } from "../core/errors.ts";
+import { OwnedPool, type PoolFactory } from "./_pool.ts";
+import { rowDeadLetter, storable } from "./_dead_letter.ts";
 import type { Logger } from "../core/log.ts";
 import type { StageTimes } from "../core/stage_times.ts";
+
+/** The Kafka record a row was decoded from: kept so a rejected row dead-letters as it came. */
+export interface SourceRecord {
+  topic: string;
+  key: Uint8Array | null;
+  value: Uint8Array | null;
+  headers: Record<string, string>;
+  timestamp?: string;
+}
 
 /** A change row plus where it was read from in Kafka. */
 export interface SinkRow extends ChangeRow {
   kafka_partition: number;
   kafka_offset: string;
+  /** The original record (absent for rows built elsewhere, e.g. tests). */
+  source?: SourceRecord;
 }
 
 /** A record that could not become a row: kept with its original bytes and the reason. */
@@ -59,7 +72,10 @@ export interface SinkOptions {
    * `write` call, even when the write is retried inside it.
    */
   deadLetters?: DeadLetterPublisher;
-  /** A write (COPY + merge + commit) that takes longer fails and is retried on a new pool. */
+  /**
+   * A write (COPY + merge + commit) that takes longer fails and is retried on a new pool; it is
+   * also each session's statement_timeout, so a statement stuck on a lock is cancelled.
+   */
   writeTimeoutMs?: number;
   /** REDACT_DELETED_PAGES: a deleted page's rows also lose their comment, user and sha1. */
   redactDeletedPages?: boolean;
@@ -68,29 +84,37 @@ export interface SinkOptions {
 }
 
 /**
- * Creates the sink. Poison rows that PostgreSQL rejects are isolated and dead-lettered. Given a
- * pool factory, the sink owns its pool and replaces it after a connection failure or a write
- * timeout: postgres.js 3.4 can leave a connection that died in the middle of COPY stuck for good,
- * so after a PostgreSQL restart only a new pool recovers.
+ * Creates the sink. Only a row PostgreSQL rejects for its data (SQLSTATE class 22 or 23) is
+ * isolated by bisecting and dead-lettered; any other error (a lock timeout, a revoked grant, a
+ * missing column, a read-only or unreachable server) is thrown for the caller to retry, and
+ * dead-letters nothing. Given a pool factory, the sink owns its pool and replaces it after a
+ * connection failure or a write timeout (see {@linkcode OwnedPool}).
  */
-export function createSink(db: Sql | (() => Sql), options: SinkOptions): Sink {
+export function createSink(db: Sql | PoolFactory, options: SinkOptions): Sink {
   return new PostgresSink(db, options);
 }
 
 /** The sink: a pool (its own or the caller's), dead letters published once, bisect on bad data. */
 class PostgresSink implements Sink {
-  readonly #factory: (() => Sql) | undefined;
-  #sql: Sql;
+  readonly #pool: OwnedPool | undefined;
+  readonly #shared: Sql | undefined;
   readonly #options: SinkOptions;
   readonly #timeoutMs: number;
   readonly #published = new WeakSet<DeadLetter>();
   readonly #months = new MonthPartitions();
+  /** Errors raised by the dead-letter publisher: Kafka's, never a reason to replace the pool. */
+  readonly #publishErrors = new WeakSet<object>();
 
-  constructor(db: Sql | (() => Sql), options: SinkOptions) {
-    this.#factory = "begin" in db ? undefined : db as () => Sql;
-    this.#sql = this.#factory ? this.#factory() : db as Sql;
+  constructor(db: Sql | PoolFactory, options: SinkOptions) {
     this.#options = options;
     this.#timeoutMs = options.writeTimeoutMs ?? 120_000;
+    if ("begin" in db) this.#shared = db as Sql;
+    else {
+      this.#pool = new OwnedPool(db as PoolFactory, {
+        statementTimeoutMs: this.#timeoutMs,
+        log: options.log,
+      });
+    }
   }
 
   async write(
@@ -106,9 +130,16 @@ class PostgresSink implements Sink {
         deadLettered: deadLetters,
       };
     } catch (err) {
-      if (isConnectionFailure(err)) this.#replacePool();
-      if (!isDataError(err) || rows.length === 0) throw err;
-      return await this.#bisect(rows, deadLetters, err);
+      if (isRowError(err) && rows.length > 0) {
+        return await this.#bisect(rows, deadLetters, err);
+      }
+      if (
+        !this.#publishErrors.has(err as object) && isConnectionFailure(err) &&
+        (err as { code?: unknown })?.code !== "POOL_REPLACED"
+      ) {
+        this.#pool?.replace(errorCode(err));
+      }
+      throw err;
     }
   }
 
@@ -117,13 +148,17 @@ class PostgresSink implements Sink {
     try {
       await this.#months.ensure(this.#sql, rows.map((r) => r.event_time));
     } catch (err) {
-      if (isConnectionFailure(err)) this.#replacePool();
+      if (isConnectionFailure(err)) this.#pool?.replace(errorCode(err));
       throw err; // never a data error: rows stay untouched until their month exists
     }
   }
 
   async close(): Promise<void> {
-    if (this.#factory) await this.#sql.end({ timeout: 5 });
+    await this.#pool?.end();
+  }
+
+  get #sql(): Sql {
+    return this.#pool?.sql ?? this.#shared!;
   }
 
   /** A row PostgreSQL rejects (bad data) must not stall the partition: bisect to find it. */
@@ -156,7 +191,7 @@ class PostgresSink implements Sink {
       rcid: row.rcid,
       err,
     });
-    await this.#writeOnce([], [...deadLetters, dl]);
+    await this.write([], [...deadLetters, dl]);
     return {
       inserted: 0,
       duplicates: 0,
@@ -183,6 +218,7 @@ class PostgresSink implements Sink {
         inTx = performance.now() - t;
         return n;
       }),
+      this.#pool?.signal,
     );
     if (times) times.db_commit += performance.now() - t0 - inTx;
     return inserted;
@@ -192,16 +228,13 @@ class PostgresSink implements Sink {
   async #publishOnce(deadLetters: DeadLetter[]): Promise<void> {
     const fresh = deadLetters.filter((d) => !this.#published.has(d));
     if (fresh.length === 0 || !this.#options.deadLetters) return;
-    await this.#options.deadLetters.publish(fresh);
+    try {
+      await this.#options.deadLetters.publish(fresh);
+    } catch (err) {
+      if (err && typeof err === "object") this.#publishErrors.add(err);
+      throw err;
+    }
     for (const d of fresh) this.#published.add(d);
-  }
-
-  #replacePool(): void {
-    if (!this.#factory) return;
-    const old = this.#sql;
-    this.#sql = this.#factory();
-    old.end({ timeout: 0 }).catch(() => {});
-    this.#options.log.warn("database pool replaced after a connection failure");
   }
 }
 
@@ -281,23 +314,31 @@ async function insertDeadLetters(
   } on conflict (topic, partition, "offset") do nothing`;
 }
 
-/** Rejects with a retriable WRITE_TIMEOUT error when `p` takes longer than `ms`. */
-function withTimeout<T>(ms: number, p: Promise<T>): Promise<T> {
+/** Rejects with a retriable WRITE_TIMEOUT error after `ms`, or with the reason of `abandon`. */
+function withTimeout<T>(
+  ms: number,
+  p: Promise<T>,
+  abandon?: AbortSignal,
+): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
+  let onAbort: (() => void) | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       const err = Object.assign(
         new Error(`Database write timed out after ${ms} ms`),
-        {
-          code: "WRITE_TIMEOUT",
-          retriable: true,
-        },
+        { code: "WRITE_TIMEOUT", retriable: true },
       );
       reject(err);
     }, ms);
+    onAbort = () => reject(abandon!.reason);
+    if (abandon?.aborted) onAbort();
+    else abandon?.addEventListener("abort", onAbort, { once: true });
   });
   p.catch(() => {}); // a timed-out write may still reject later
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+  return Promise.race([p, timeout]).finally(() => {
+    clearTimeout(timer);
+    if (onAbort) abandon?.removeEventListener("abort", onAbort);
+  });
 }
 
 /** Anything but an error PostgreSQL itself answered on a live connection (class 08/57 aside). */
@@ -307,36 +348,7 @@ function isConnectionFailure(err: unknown): boolean {
   return typeof e.code === "string" && /^(08|57)/.test(e.code);
 }
 
-/** A PostgreSQL error about the data itself (not the connection or the server's state). */
-function isDataError(err: unknown): boolean {
-  return err instanceof Error && err.name === "PostgresError" &&
-    !isRetriable(err);
-}
-
-/** Text PostgreSQL can store: a poison record's headers may hold NUL or lone surrogates. */
-function storable(s: string): string {
-  return s.replaceAll("\0", "\\u0000").toWellFormed();
-}
-
-function rowDeadLetter(row: SinkRow, err: unknown): DeadLetter {
-  const e = err as { code?: string; message?: string };
-  return {
-    topic: "(database)",
-    partition: row.kafka_partition,
-    offset: row.kafka_offset,
-    key: null,
-    value: new TextEncoder().encode(JSON.stringify(row.raw)),
-    headers: {
-      wiki: row.wiki,
-      rcid: row.rcid,
-      "dlq.reason": "database_rejected",
-      "dlq.error": `${e.code ?? ""} ${e.message ?? String(err)}`.trim()
-        .slice(0, 1000),
-      "dlq.source_partition": String(row.kafka_partition),
-      "dlq.source_offset": row.kafka_offset,
-      "dlq.received_at": new Date().toISOString(),
-    },
-    reason: "database_rejected",
-    error: `${e.code ?? ""} ${e.message ?? String(err)}`.trim(),
-  };
+function errorCode(err: unknown): string {
+  const e = err as { code?: unknown; name?: unknown };
+  return String(e?.code ?? e?.name ?? "unknown");
 }

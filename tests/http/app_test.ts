@@ -102,7 +102,7 @@ Deno.test("createApp() with a real consumer: every endpoint", async (t) => {
     lag: consumer.lag,
     metrics: () =>
       metrics.render({ consumer: consumer.stats, lag: consumer.lag }),
-    dashboard: createDashboardData(consumer.sql),
+    dashboard: createDashboardData(consumer.monitor),
     // Each step sees the state it just made (no answer shared across steps).
     checkIntervalMs: 0,
     dashboardIntervalMs: 0,
@@ -205,12 +205,18 @@ Deno.test("createApp() with a real consumer: every endpoint", async (t) => {
     await t.step(
       "GET /readyz is 503 with a reason once PostgreSQL is gone",
       async () => {
-        await consumer.sql.end({ timeout: 1 });
+        await consumer.monitor.end();
         const res = await app.request("/readyz");
         assert.equal(res.status, 503);
         const body = await res.json();
         assert.equal(body.status, "not_ready");
-        assert.match(body.reason, /^PostgreSQL unavailable: /);
+        assert.match(body.reason, /^PostgreSQL unavailable: \w+ \(\w+\): \S/);
+        const dash = await app.request("/api/dashboard");
+        assert.equal(dash.status, 503);
+        assert.match(
+          (await dash.json()).message,
+          /^PostgreSQL unavailable: \w+ \(\w+\): \S/,
+        );
       },
     );
     await Deno.mkdir(ARTIFACTS, { recursive: true });
