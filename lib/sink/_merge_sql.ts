@@ -168,33 +168,11 @@ with ins as (
   on conflict (wiki, rcid, event_time) do nothing
   returning true as inserted, wiki, namespace, event_time, change_type, is_bot, is_anon,
     old_len, new_len
-), agg as (
-  select wiki, date_trunc('minute', event_time) as minute,
-    count(*) as changes,
-    count(*) filter (where change_type = 'edit') as edits,
-    count(*) filter (where change_type = 'new') as new_pages,
-    count(*) filter (where change_type = 'log') as log_events,
-    count(*) filter (where change_type = 'categorize') as categorize,
-    count(*) filter (where is_bot) as bot_changes,
-    count(*) filter (where is_anon) as anon_changes,
-    coalesce(sum(greatest(coalesce(new_len, 0) - coalesce(old_len, 0), 0))
-      filter (where change_type in ('edit', 'new')), 0) as bytes_added,
-    coalesce(sum(greatest(coalesce(old_len, 0) - coalesce(new_len, 0), 0))
-      filter (where change_type in ('edit', 'new')), 0) as bytes_removed
-  from ins where inserted group by 1, 2
 ), up as (
   insert into wiki_activity_minute as a
-  select * from agg order by wiki, minute
-  on conflict (wiki, minute) do update set
-    changes = a.changes + excluded.changes,
-    edits = a.edits + excluded.edits,
-    new_pages = a.new_pages + excluded.new_pages,
-    log_events = a.log_events + excluded.log_events,
-    categorize = a.categorize + excluded.categorize,
-    bot_changes = a.bot_changes + excluded.bot_changes,
-    anon_changes = a.anon_changes + excluded.anon_changes,
-    bytes_added = a.bytes_added + excluded.bytes_added,
-    bytes_removed = a.bytes_removed + excluded.bytes_removed
+  select wiki, date_trunc('minute', event_time), ${COUNTS}
+  from ins where inserted group by 1, 2 order by 1, 2
+  on conflict (wiki, minute) do update set ${ADD_COUNTS}
 ), up_hour as (
   ${rollup("wiki_activity_hour", "hour")}
 ), up_day as (
