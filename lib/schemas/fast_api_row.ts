@@ -5,25 +5,18 @@
  * tests/schemas/fast_api_row_test.ts checks the equivalence on generated rows.
  */
 import type { Envelope } from "./envelope.ts";
-import type { ApiRow } from "./wikimedia.ts";
+import { type ApiRow, FLAG_KEYS, ID_KEYS } from "./wikimedia.ts";
 
 const TYPES = new Set(["edit", "new", "log", "categorize", "external"]);
 const SOURCES = new Set(["action_api", "eventstreams"]);
-const ID_KEYS = ["rcid", "pageid", "revid", "old_revid", "userid", "logid"];
-const FLAG_KEYS = [
-  "anon",
-  "temp",
-  "bot",
-  "new",
-  "minor",
-  "redirect",
-  "userhidden",
-  "commenthidden",
-  "actionhidden",
-  "sha1hidden",
-  "suppressed",
-]; // deno-fmt-ignore
-const STRING_KEYS = ["title", "user", "comment", "sha1", "logtype", "logaction"];
+const STRING_KEYS = [
+  "title",
+  "user",
+  "comment",
+  "sha1",
+  "logtype",
+  "logaction",
+];
 const INT4_KEYS = ["ns"];
 const LENGTH_KEYS = ["oldlen", "newlen"];
 /** UTC with whole seconds or milliseconds: what MediaWiki and `toISOString()` write. */

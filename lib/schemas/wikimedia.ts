@@ -30,7 +30,8 @@ const Timestamp = z.iso.datetime({ offset: true }).refine((s) => {
   return y >= 1 && y <= 9999;
 }, "Timestamp outside years 1-9999");
 
-const ID_KEYS = [
+/** The API row's 64-bit id fields (shared with the fast path in fast_api_row.ts). */
+export const ID_KEYS = [
   "rcid",
   "pageid",
   "revid",
@@ -38,7 +39,8 @@ const ID_KEYS = [
   "userid",
   "logid",
 ] as const;
-const FLAG_KEYS = [
+/** The API row's boolean flag fields (shared with the fast path in fast_api_row.ts). */
+export const FLAG_KEYS = [
   "anon",
   "temp",
   "bot",
