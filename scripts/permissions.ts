@@ -10,7 +10,15 @@ import {
 } from "../lib/core/permissions.ts";
 import { configEnv } from "../lib/core/config.ts";
 
-const TASKS = ["produce", "consume", "migrate", "retention", "audit", "start"];
+const TASKS = [
+  "produce",
+  "consume",
+  "migrate",
+  "retention",
+  "audit",
+  "dlq:replay",
+  "start",
+];
 
 if (import.meta.main) {
   const task = Deno.args[0] ?? "";

@@ -10,7 +10,14 @@ const TASKS = JSON.parse(
 
 /** `deno run ...` of task `name` under `env` (the caller's environment plus `env`), without "deno". */
 export async function taskArgs(
-  name: "produce" | "consume" | "migrate" | "retention" | "audit" | "start",
+  name:
+    | "produce"
+    | "consume"
+    | "migrate"
+    | "retention"
+    | "audit"
+    | "dlq:replay"
+    | "start",
   env: Record<string, string> = {},
 ): Promise<string[]> {
   const command = TASKS[name]?.command;

@@ -1,5 +1,6 @@
 /** @module The `--help` text of every command: usage, flags and the main environment variables. */
 import { type ConfigDoc, describeConfig } from "../schemas/config.ts";
+import { DEAD_LETTER_REASONS } from "./errors.ts";
 
 /** The commands that answer `--help`. */
 export type CommandName =
@@ -8,7 +9,8 @@ export type CommandName =
   | "start"
   | "migrate"
   | "audit"
-  | "retention";
+  | "retention"
+  | "dlq:replay";
 
 interface CommandSpec {
   summary: string;
@@ -85,6 +87,30 @@ const COMMANDS: Record<CommandName, CommandSpec> = {
       "One partition housekeeping pass on DATABASE_URL: creates the coming months' partitions and\ndrops those whose rows are all older than RETENTION_DAYS (unset: keeps everything).",
     flags: [HELP],
     env: ["DATABASE_URL", "RETENTION_DAYS", ...LOGS],
+  },
+  "dlq:replay": {
+    summary:
+      "Puts the dead letters of the dead_letters table back through the sink after a fix (decoded\n" +
+      "as the consumer decodes, deduplicated, rollups kept exact) and marks the ones written or\n" +
+      "already present replayed, in the same transaction; a replayed letter is not selected again.\n" +
+      "Publishes nothing to Kafka. Prints one JSON summary line. Exit 0 when every selected dead\n" +
+      "letter was replayed (or --dry-run), 1 when some still fail (or on failure), 2 on bad flags.",
+    flags: [
+      [
+        "--reason <r,...>",
+        `Only these reasons (repeatable): ${DEAD_LETTER_REASONS.join(", ")}`,
+      ],
+      ["--since <ISO-8601>", "Only dead letters received at or after then"],
+      ["--until <ISO-8601>", "Only dead letters received before then"],
+      ["--limit <n>", "At most n dead letters (the oldest first)"],
+      ["--dry-run", "Count the selection by reason; write nothing"],
+      [
+        "--include-replayed",
+        "Also those already replayed (each counts as a duplicate)",
+      ],
+      HELP,
+    ],
+    env: ["DATABASE_URL", ...LOGS],
   },
   migrate: {
     summary:

@@ -1,7 +1,7 @@
 /** @module Shared entrypoint plumbing: flags, `--help`, and config errors (exit 2). */
 import { parseArgs } from "node:util";
 import { type Config, loadConfig } from "./config.ts";
-import { ConfigError } from "./errors.ts";
+import { ConfigError, DEAD_LETTER_REASONS } from "./errors.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { type CommandName, usageText } from "./_usage.ts";
 
@@ -16,7 +16,23 @@ export interface Flags {
   wikis?: string[];
   /** `--repair` (the audit). */
   repair?: boolean;
+  /** `--reason a,b` (repeatable): dead-letter reasons (dlq:replay). */
+  reasons?: string[];
+  /** `--limit N`: at most N dead letters (dlq:replay). */
+  limit?: number;
+  /** `--dry-run`: count, write nothing (dlq:replay). */
+  dryRun?: boolean;
+  /** `--include-replayed`: dead letters already replayed too (dlq:replay). */
+  includeReplayed?: boolean;
 }
+
+/** Flag names as typed, for the ones whose key differs. */
+const KEYS: Record<string, keyof Flags> = {
+  "idle-exit": "idleExitMs",
+  reason: "reasons",
+  "dry-run": "dryRun",
+  "include-replayed": "includeReplayed",
+};
 
 /** Parses flags; throws ConfigError naming the bad flag. */
 export function parseFlags(args: string[], allowed: (keyof Flags)[]): Flags {
@@ -26,6 +42,10 @@ export function parseFlags(args: string[], allowed: (keyof Flags)[]): Flags {
     "idle-exit": { type: "string" },
     wikis: { type: "string" },
     repair: { type: "boolean" },
+    reason: { type: "string", multiple: true },
+    limit: { type: "string" },
+    "dry-run": { type: "boolean" },
+    "include-replayed": { type: "boolean" },
   } as const;
   let values;
   try {
@@ -41,38 +61,73 @@ export function parseFlags(args: string[], allowed: (keyof Flags)[]): Flags {
   const flags: Flags = {};
   const allow = new Set<string>(allowed);
   for (const [name, value] of Object.entries(values)) {
-    const key = name === "idle-exit" ? "idleExitMs" : name;
+    const key = KEYS[name] ?? name as keyof Flags;
     if (!allow.has(key)) {
       throw new ConfigError(`Invalid flags: --${name} is not accepted here`);
     }
-    if (key === "since" || key === "until") {
-      if (
-        typeof value !== "string" || Number.isNaN(Date.parse(value)) ||
-        !/^\d{4}-\d{2}-\d{2}/.test(value)
-      ) {
-        throw new ConfigError(
-          `Invalid flag --${name}: expected an ISO-8601 time such as 2024-04-26T00:00:00Z`,
-        );
-      }
-      flags[key] = new Date(value).toISOString();
-    } else if (key === "wikis") {
-      flags.wikis = parseWikis(String(value));
-    } else if (key === "repair") {
-      flags.repair = value === true;
-    } else {
-      const secs = Number(value);
-      if (!Number.isFinite(secs) || secs < 0) {
-        throw new ConfigError(
-          `Invalid flag --idle-exit: expected seconds >= 0`,
-        );
-      }
-      flags.idleExitMs = secs * 1000;
-    }
+    setFlag(flags, key, value);
   }
   if (flags.since && flags.until && flags.since > flags.until) {
     throw new ConfigError("Invalid flags: --since is after --until");
   }
   return flags;
+}
+
+/** Sets one parsed flag; throws ConfigError on a bad value. */
+function setFlag(flags: Flags, key: keyof Flags, value: unknown): void {
+  if (key === "since" || key === "until") {
+    flags[key] = parseTime(key, value);
+  } else if (key === "wikis") {
+    flags.wikis = parseWikis(String(value));
+  } else if (key === "reasons") {
+    flags.reasons = parseReasons(value as string[]);
+  } else if (key === "limit") {
+    const n = Number(value);
+    if (!Number.isSafeInteger(n) || n < 1 || !/^\d+$/.test(String(value))) {
+      throw new ConfigError("Invalid flag --limit: expected an integer >= 1");
+    }
+    flags.limit = n;
+  } else if (
+    key === "repair" || key === "dryRun" || key === "includeReplayed"
+  ) {
+    flags[key] = value === true;
+  } else {
+    const secs = Number(value);
+    if (!Number.isFinite(secs) || secs < 0) {
+      throw new ConfigError(
+        `Invalid flag --idle-exit: expected seconds >= 0`,
+      );
+    }
+    flags.idleExitMs = secs * 1000;
+  }
+}
+
+function parseTime(key: "since" | "until", value: unknown): string {
+  if (
+    typeof value !== "string" || Number.isNaN(Date.parse(value)) ||
+    !/^\d{4}-\d{2}-\d{2}/.test(value)
+  ) {
+    throw new ConfigError(
+      `Invalid flag --${key}: expected an ISO-8601 time such as 2024-04-26T00:00:00Z`,
+    );
+  }
+  return new Date(value).toISOString();
+}
+
+/** `--reason a,b --reason c`: known reasons, each once, in the order given. */
+function parseReasons(values: string[]): string[] {
+  const reasons = values.flatMap((v) => v.split(",")).map((r) => r.trim())
+    .filter(Boolean);
+  const known = new Set<string>(DEAD_LETTER_REASONS);
+  const bad = reasons.filter((r) => !known.has(r));
+  if (reasons.length === 0 || bad.length > 0) {
+    throw new ConfigError(
+      `Invalid flag --reason: ${
+        bad.length > 0 ? `unknown reason "${bad[0]}"` : "no reason given"
+      }; expected one or more of ${DEAD_LETTER_REASONS.join(", ")}`,
+    );
+  }
+  return [...new Set(reasons)];
 }
 
 function parseWikis(value: string): string[] {

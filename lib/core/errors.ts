@@ -31,11 +31,37 @@ export class UpstreamError extends Error {
   }
 }
 
+/** Why a record cannot be decoded (a dead letter's `reason`). */
+export type DecodeReason =
+  | "empty"
+  | "too_large"
+  | "not_json"
+  | "bad_envelope"
+  | "bad_text"
+  | "bad_row";
+
+/**
+ * Every reason a dead letter can have: a row PostgreSQL rejected for its data, a decode failure,
+ * or `decode_failed` (an unexpected error while decoding).
+ */
+export const DEAD_LETTER_REASONS = [
+  "database_rejected",
+  "empty",
+  "too_large",
+  "not_json",
+  "bad_envelope",
+  "bad_text",
+  "bad_row",
+  "decode_failed",
+] as const satisfies readonly (
+  DecodeReason | "database_rejected" | "decode_failed"
+)[];
+
 /** A record that cannot be decoded; it is dead-lettered, never retried. */
 export class DecodeError extends Error {
   readonly retriable = false;
-  readonly reason: string;
-  constructor(reason: string, message: string, options?: ErrorOptions) {
+  readonly reason: DecodeReason;
+  constructor(reason: DecodeReason, message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "DecodeError";
     this.reason = reason;

@@ -13,6 +13,7 @@ export type Task =
   | "migrate"
   | "retention"
   | "audit"
+  | "dlq:replay"
   | "start";
 
 /** What a task talks to. */
@@ -26,6 +27,8 @@ const NEEDS: Record<
   retention: { kafka: false, db: true, wikis: false, http: false },
   // Reads the table and the Action API; --repair republishes to Kafka.
   audit: { kafka: true, db: true, wikis: true, http: false },
+  // Reads dead_letters and writes through the sink; publishes nothing to Kafka.
+  "dlq:replay": { kafka: false, db: true, wikis: false, http: false },
   start: { kafka: true, db: true, wikis: true, http: true },
 };
 

@@ -1,4 +1,6 @@
-/** @module Dead letters of the sink folder: the dlq.* headers, storable text, a rejected row's letter. */
+/** @module Dead letters of the sink folder: the dlq.* headers, storable text, a rejected row's letter, their SQL. */
+import { Buffer } from "node:buffer";
+import type { Transaction } from "./db.ts";
 import type { DeadLetter, SinkRow } from "./sink.ts";
 
 /** The headers a dead letter carries: why (`dlq.reason`, `dlq.error`), where from, and when. */
@@ -61,4 +63,38 @@ export function rowDeadLetter(
     reason: "database_rejected",
     error,
   };
+}
+
+/** Stores dead letters; a replayed one (same topic, partition, offset) is stored once. */
+export async function insertDeadLetters(
+  tx: Transaction,
+  deadLetters: DeadLetter[],
+): Promise<void> {
+  await tx`insert into dead_letters ${
+    tx(deadLetters.map((d) => ({
+      topic: storable(d.topic),
+      partition: d.partition,
+      offset: d.offset,
+      key: d.key ? Buffer.from(d.key) : null,
+      value: d.value ? Buffer.from(d.value) : null,
+      headers: Object.fromEntries(
+        Object.entries(d.headers).map((
+          [k, v],
+        ) => [storable(k), storable(v)]),
+      ) as never,
+      reason: storable(d.reason),
+      error: storable(d.error),
+    })))
+  } on conflict (topic, partition, "offset") do nothing`;
+}
+
+/** Marks the dead letters the rows were replayed from (the first replay's time is kept). */
+export async function markReplayed(
+  tx: Transaction,
+  rows: SinkRow[],
+): Promise<void> {
+  const ids = rows.flatMap((r) => r.dead_letter_id ? [r.dead_letter_id] : []);
+  if (ids.length === 0) return;
+  await tx`update dead_letters set replayed_at = now()
+    where id = any(${ids}::bigint[]) and replayed_at is null`;
 }

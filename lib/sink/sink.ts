@@ -1,5 +1,4 @@
 /** @module The PostgreSQL sink: COPY into staging, merge idempotently, derive per-minute activity. */
-import { Buffer } from "node:buffer";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Sql, Transaction } from "./db.ts";
@@ -10,7 +9,11 @@ import { MonthPartitions } from "./partitions.ts";
 import type { ChangeRow } from "../source/normalise.ts";
 import { isRowError } from "../core/errors.ts";
 import { OwnedPool, type PoolFactory } from "./_pool.ts";
-import { rowDeadLetter, storable } from "./_dead_letter.ts";
+import {
+  insertDeadLetters,
+  markReplayed,
+  rowDeadLetter,
+} from "./_dead_letter.ts";
 import type { Logger } from "../core/log.ts";
 import type { StageTimes } from "../core/stage_times.ts";
 
@@ -29,6 +32,8 @@ export interface SinkRow extends ChangeRow {
   kafka_offset: string;
   /** The original record (absent for rows built elsewhere, e.g. tests). */
   source?: SourceRecord;
+  /** `dead_letters.id` of a replayed row: marked replayed in the transaction that writes it. */
+  dead_letter_id?: string;
 }
 
 /** A record that could not become a row: kept with its original bytes and the reason. */
@@ -238,7 +243,10 @@ class PostgresSink implements Sink {
   }
 }
 
-/** One write: the rows (COPY into staging, then the merge) and the dead letters. */
+/**
+ * One write: the rows (COPY into staging, then the merge), the dead letters, and the replayed
+ * dead letters these rows came from marked (a rejected row's write rolls back, mark included).
+ */
 async function writeTransaction(
   tx: Transaction,
   rows: SinkRow[],
@@ -251,6 +259,7 @@ async function writeTransaction(
     inserted = await copyAndMerge(tx, rows, redaction, times);
   }
   if (deadLetters.length > 0) await insertDeadLetters(tx, deadLetters);
+  await markReplayed(tx, rows);
   return inserted;
 }
 
@@ -289,29 +298,6 @@ async function copyAndMerge(
     times.merge += performance.now() - t1;
   }
   return inserted;
-}
-
-/** Stores dead letters; a replayed one (same topic, partition, offset) is stored once. */
-async function insertDeadLetters(
-  tx: Transaction,
-  deadLetters: DeadLetter[],
-): Promise<void> {
-  await tx`insert into dead_letters ${
-    tx(deadLetters.map((d) => ({
-      topic: storable(d.topic),
-      partition: d.partition,
-      offset: d.offset,
-      key: d.key ? Buffer.from(d.key) : null,
-      value: d.value ? Buffer.from(d.value) : null,
-      headers: Object.fromEntries(
-        Object.entries(d.headers).map((
-          [k, v],
-        ) => [storable(k), storable(v)]),
-      ) as never,
-      reason: storable(d.reason),
-      error: storable(d.error),
-    })))
-  } on conflict (topic, partition, "offset") do nothing`;
 }
 
 /** Rejects with a retriable WRITE_TIMEOUT error after `ms`, or with the reason of `abandon`. */

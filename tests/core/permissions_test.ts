@@ -22,6 +22,7 @@ Deno.test("the pipeline's tasks grant env to the config schema's variables only"
       "migrate",
       "retention",
       "audit",
+      "dlq:replay",
       "start",
     ]
   ) {
@@ -45,6 +46,7 @@ Deno.test("the pipeline's tasks grant nothing unscoped and run only services.sh"
       "consume",
       "migrate",
       "retention",
+      "dlq:replay",
       "start",
       "fake-wiki",
     ]
@@ -67,7 +69,7 @@ Deno.test("the pipeline's tasks grant nothing unscoped and run only services.sh"
       if (task !== "fake-wiki") {
         assert.match(
           TASKS[task]!.command,
-          /\$\(deno run --allow-env=[A-Z_,]+ --ignore-env scripts\/permissions\.ts \w+\)/,
+          /\$\(deno run --allow-env=[A-Z_,]+ --ignore-env scripts\/permissions\.ts [\w:]+\)/,
         );
       }
     });
@@ -103,6 +105,12 @@ Deno.test("permissionFlags() names the configured hosts and CA files, per task",
       permissionFlags("migrate", env)[0],
       "--allow-net=db.example:6543",
     );
+  });
+  await t.step("dlq:replay (the database only: nothing goes to Kafka)", () => {
+    assert.deepEqual(permissionFlags("dlq:replay", env), [
+      "--allow-net=db.example:6543",
+      "--allow-read=.,/etc/ws/kafka-ca.pem,/etc/ws/pg-ca.pem",
+    ]);
   });
   await t.step("eventstreams and extra hosts", () => {
     assert.deepEqual(

@@ -26,7 +26,14 @@ Deno.test("./wikistream prints its usage and exits 0 (no argument, --help, -h)",
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /^Usage: \.\/wikistream <command>/);
       for (
-        const cmd of ["start", "test", "produce", "consume", "services:stop"]
+        const cmd of [
+          "start",
+          "test",
+          "produce",
+          "consume",
+          "dlq:replay",
+          "services:stop",
+        ]
       ) {
         assert.ok(r.stdout.includes(`  ${cmd} `), `lists ${cmd}`);
       }
@@ -53,6 +60,20 @@ const COMMANDS: Record<string, { flags: string[]; env: string[] }> = {
     env: ["DATABASE_URL", "WIKIS"],
   },
   retention: { flags: ["--help"], env: ["DATABASE_URL", "RETENTION_DAYS"] },
+  "dlq:replay": {
+    flags: [
+      "--reason",
+      "--since",
+      "--until",
+      "--limit",
+      "--dry-run",
+      "--include-replayed",
+      "--help",
+      "database_rejected",
+      "Exit 0",
+    ],
+    env: ["DATABASE_URL"],
+  },
   "bench:history": { flags: ["--rows", "--help"], env: [] },
   "fake-wiki": { flags: ["--port", "--help"], env: [] },
   chaos: { flags: ["--long", "--seed", "--help"], env: [] },
