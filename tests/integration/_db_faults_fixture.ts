@@ -91,10 +91,10 @@ export async function assertRecoveredWithoutLoss(
   sql: Sql,
   source: ReplayedRecord[],
 ): Promise<void> {
-  await eventually(async () => (await run.count()) === source.length, 120_000);
+  // Lag first: once every record is consumed and committed, dead letters are final.
   await eventually(
     async () => (await run.consumer.lag()).total_lag === "0",
-    30_000,
+    120_000,
   );
   const [dl] = await sql`select count(*)::int as n from dead_letters`;
   assert.equal(dl!.n, 0, "no dead letter in the table");
@@ -105,6 +105,7 @@ export async function assertRecoveredWithoutLoss(
   );
   assert.equal(run.consumer.stats.deadLettered, 0);
   assert.ok(run.consumer.stats.dbErrors > 0, "writes failed and were retried");
+  await eventually(async () => (await run.count()) === source.length, 30_000);
   await assertMatchesSource(sql, source);
 }
 
@@ -114,6 +115,11 @@ export function retryLogged(run: FaultRun, code: string): boolean {
     l.msg === "database write failed, retrying" &&
     JSON.stringify(l).includes(code)
   );
+}
+
+/** Whether any log line names `code` (a retry, or a row dead-lettered for it). */
+export function faultSeen(run: FaultRun, code: string): boolean {
+  return run.log.lines.some((l) => JSON.stringify(l).includes(code));
 }
 
 /** Terminates every backend connected to database `name` (the caller's own excepted). */

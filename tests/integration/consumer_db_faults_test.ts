@@ -13,6 +13,7 @@ import {
   appRole,
   assertRecoveredWithoutLoss,
   dropRole,
+  faultSeen,
   publishSteadily,
   retryLogged,
   startFaultRun,
@@ -112,21 +113,18 @@ Deno.test("consumer: a read-only database (25006), then writable again, costs no
       `alter database ${dbName} set default_transaction_read_only = on`,
     );
     await terminateBackends(root, dbName);
-    await eventually(
-      () => (run.consumer.stats.dbErrorsByCode["25006"] ?? 0) > 0,
-      30_000,
-    );
+    await eventually(() => faultSeen(run, "25006"), 30_000);
     await new Promise((r) => setTimeout(r, 5000)); // several retries while read-only
-    assert.ok(run.consumer.stats.dbErrorsByCode["25006"]! > 1, "retried");
-    assert.ok(
-      retryLogged(run, "25006"),
-      "the read-only error is named in the logs",
-    );
     await root.unsafe(
       `alter database ${dbName} reset default_transaction_read_only`,
     );
     await terminateBackends(root, dbName);
     await assertRecoveredWithoutLoss(run, db.sql, await publishing);
+    assert.ok(run.consumer.stats.dbErrorsByCode["25006"]! > 1, "retried");
+    assert.ok(
+      retryLogged(run, "25006"),
+      "the read-only error is named in the logs",
+    );
   } finally {
     await run.close();
     await root.end();
@@ -147,19 +145,16 @@ Deno.test("consumer: a column renamed by a bad deploy (42703), then renamed back
     // The partitioned parent renames the column in every partition too.
     await db
       .sql`alter table wiki_recent_changes rename column comment to comment_x`;
-    await eventually(
-      () => (run.consumer.stats.dbErrorsByCode["42703"] ?? 0) > 0,
-      30_000,
-    );
+    await eventually(() => faultSeen(run, "42703"), 30_000);
     await new Promise((r) => setTimeout(r, 5000)); // several retries while the column is missing
+    await db
+      .sql`alter table wiki_recent_changes rename column comment_x to comment`;
+    await assertRecoveredWithoutLoss(run, db.sql, await publishing);
     assert.ok(run.consumer.stats.dbErrorsByCode["42703"]! > 1, "retried");
     assert.ok(
       retryLogged(run, "42703"),
       "the missing column is named in the logs",
     );
-    await db
-      .sql`alter table wiki_recent_changes rename column comment_x to comment`;
-    await assertRecoveredWithoutLoss(run, db.sql, await publishing);
   } finally {
     await run.close();
   }
