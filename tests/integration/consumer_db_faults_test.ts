@@ -1,90 +1,24 @@
 /**
  * PostgreSQL faults that are not about a row, while rows flow: a table locked past `lock_timeout`,
- * a revoked grant. The consumer retries without committing and dead-letters nothing; once the
- * cause goes away every row arrives, once.
+ * a revoked grant, a read-only database, a column renamed by a bad deploy. The consumer retries
+ * without committing and dead-letters nothing; once the cause goes away every row arrives, once.
  */
 import assert from "node:assert/strict";
-import { startConsumer } from "../../lib/pipeline/consumer.ts";
-import { createKafka, type Kafka } from "../../lib/kafka/client.ts";
-import { topicNames } from "../../lib/pipeline/producer.ts";
-import { connectDb, type Sql } from "../../lib/sink/db.ts";
-import { adminUrl, withDatabase } from "../_pg_admin.ts";
-import { captureLogger, eventually, testConfig } from "../_helpers.ts";
-import {
-  assertMatchesSource,
-  freshDatabase,
-  publishRecords,
-  type ReplayedRecord,
-  replayedRecords,
-} from "./_consumer_fixture.ts";
-import type { Logger } from "../../lib/core/log.ts";
+import { connectDb } from "../../lib/sink/db.ts";
+import { adminUrl } from "../_pg_admin.ts";
+import { eventually, testConfig } from "../_helpers.ts";
+import { freshDatabase } from "./_consumer_fixture.ts";
 import { renderMetrics } from "../../lib/http/metrics.ts";
-
-/** Publishes `total` records in chunks while the test runs; resolves when all are published. */
-async function publishSteadily(
-  kafka: Kafka,
-  topic: string,
-  total: number,
-  log: Logger,
-): Promise<ReplayedRecord[]> {
-  const all = replayedRecords(total);
-  for (let i = 0; i < all.length; i += 400) {
-    await publishRecords(kafka, topic, all.slice(i, i + 400), { log });
-    await new Promise((r) => setTimeout(r, 300));
-  }
-  return all;
-}
-
-/** Records in the dead-letter topic (its end offsets summed; it starts empty). */
-async function dlqRecords(kafka: Kafka, topic: string): Promise<number> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const offsets = await admin.fetchTopicOffsets(topicNames(topic).dlq);
-    return offsets.reduce((n, o) => n + Number(o.high) - Number(o.low), 0);
-  } finally {
-    await admin.disconnect();
-  }
-}
-
-/** A login role of its own for the consumer, owning the fresh database's public schema. */
-async function appRole(
-  dbUrl: string,
-): Promise<{ name: string; url: string; admin: Sql } & AsyncDisposable> {
-  const name = `app_${crypto.randomUUID().replaceAll("-", "").slice(0, 8)}`;
-  const pw = `pw-${crypto.randomUUID().slice(0, 8)}`;
-  const dbName = new URL(dbUrl).pathname.slice(1);
-  const root = connectDb(await adminUrl(), { max: 1 });
-  try {
-    await root.unsafe(`create role ${name} login password '${pw}'`);
-    await root.unsafe(
-      `grant connect, temporary on database ${dbName} to ${name}`,
-    );
-  } finally {
-    await root.end();
-  }
-  // The superuser inside the database: revokes, grants and reads the role's tables.
-  const admin = connectDb(withDatabase(await adminUrl(), dbName), { max: 1 });
-  await admin.unsafe(`alter schema public owner to ${name}`);
-  const u = new URL(dbUrl);
-  u.username = name;
-  u.password = pw;
-  return {
-    name,
-    url: u.toString(),
-    admin,
-    async [Symbol.asyncDispose]() {
-      await admin.end({ timeout: 5 });
-    },
-  };
-}
-
-/** Drops a role once the database holding its objects is gone. */
-async function dropRole(name: string): Promise<void> {
-  const root = connectDb(await adminUrl(), { max: 1 });
-  await root.unsafe(`drop role if exists ${name}`).catch(() => {});
-  await root.end();
-}
+import {
+  appRole,
+  assertRecoveredWithoutLoss,
+  dropRole,
+  faultSeen,
+  publishSteadily,
+  retryLogged,
+  startFaultRun,
+  terminateBackends,
+} from "./_db_faults_fixture.ts";
 
 Deno.test("consumer: the main table locked for 15 s under a 300 ms lock_timeout costs no row and no dead letter", async () => {
   const base = testConfig({ KAFKA_PARTITIONS: "3" });
@@ -93,32 +27,14 @@ Deno.test("consumer: the main table locked for 15 s under a 300 ms lock_timeout 
   const root = connectDb(await adminUrl(), { max: 1 });
   await root.unsafe(`alter database ${dbName} set lock_timeout = '300ms'`);
   await root.end();
-  const config = testConfig({
-    DATABASE_URL: db.url,
-    KAFKA_TOPIC: base.KAFKA_TOPIC,
-    KAFKA_GROUP_ID: base.KAFKA_GROUP_ID,
-  });
-  const log = captureLogger("warn");
-  const kafka = createKafka({
-    brokers: config.KAFKA_BROKERS,
-    clientId: config.KAFKA_CLIENT_ID,
-    log,
-  });
-  await publishRecords(kafka, config.KAFKA_TOPIC, replayedRecords(400), {
-    log,
-  });
-  const controller = new AbortController();
-  const consumer = await startConsumer(config, {
-    log,
-    signal: controller.signal,
-    stallMs: 3000,
-  });
-  const count = async () =>
-    (await db.sql`select count(*)::int as n from wiki_recent_changes`)[0]!
-      .n as number;
+  const run = await startFaultRun(base, db.url, db.sql);
   try {
-    await eventually(async () => (await count()) === 400, 60_000);
-    const publishing = publishSteadily(kafka, config.KAFKA_TOPIC, 12_000, log);
+    const publishing = publishSteadily(
+      run.kafka,
+      run.config.KAFKA_TOPIC,
+      12_000,
+      run.log,
+    );
     const locker = connectDb(db.url, { max: 1 });
     try {
       await locker.begin(async (tx) => {
@@ -128,32 +44,17 @@ Deno.test("consumer: the main table locked for 15 s under a 300 ms lock_timeout 
     } finally {
       await locker.end();
     }
-    assert.ok(consumer.stats.dbErrors > 0, "writes failed and were retried");
-    const source = await publishing;
-    await eventually(async () => (await count()) === source.length, 120_000);
-    await eventually(
-      async () => (await consumer.lag()).total_lag === "0",
-      30_000,
-    );
-    const [dl] = await db.sql`select count(*)::int as n from dead_letters`;
-    assert.equal(dl!.n, 0, "no dead letter in the table");
-    assert.equal(
-      await dlqRecords(kafka, config.KAFKA_TOPIC),
-      0,
-      "none in the DLQ topic",
-    );
-    assert.equal(consumer.stats.deadLettered, 0);
     assert.ok(
-      log.lines.some((l) =>
-        l.msg === "database write failed, retrying" &&
-        JSON.stringify(l).includes("55P03")
-      ),
+      run.consumer.stats.dbErrors > 0,
+      "writes failed and were retried",
+    );
+    await assertRecoveredWithoutLoss(run, db.sql, await publishing);
+    assert.ok(
+      retryLogged(run, "55P03"),
       "the lock timeout is named in the logs",
     );
-    await assertMatchesSource(db.sql, source);
   } finally {
-    controller.abort();
-    await consumer.close();
+    await run.close();
   }
 });
 
@@ -161,76 +62,100 @@ Deno.test("consumer: a revoked grant, then re-granted, costs no row and no dead 
   const base = testConfig({ KAFKA_PARTITIONS: "3" });
   let roleName = "";
   try {
-    await revokedGrant(base, (n) => roleName = n);
+    await using db = await freshDatabase(base.DATABASE_URL);
+    await using role = await appRole(db.url);
+    roleName = role.name;
+    const run = await startFaultRun(base, role.url, role.admin);
+    try {
+      await role.admin.unsafe(
+        `revoke insert on wiki_recent_changes from ${role.name}`,
+      );
+      const publishing = publishSteadily(
+        run.kafka,
+        run.config.KAFKA_TOPIC,
+        4000,
+        run.log,
+      );
+      // Unhealthy while writes fail, naming the cause.
+      await eventually(() => !run.consumer.health().ok, 30_000);
+      assert.match(run.consumer.health().reason ?? "", /42501/);
+      assert.match(
+        await renderMetrics({ consumer: run.consumer.stats }),
+        /wikistream_db_write_errors_total\{code="42501"\} [1-9]/,
+      );
+      await role.admin.unsafe(
+        `grant insert on wiki_recent_changes to ${role.name}`,
+      );
+      await assertRecoveredWithoutLoss(run, role.admin, await publishing);
+    } finally {
+      await run.close();
+    }
   } finally {
     if (roleName) await dropRole(roleName);
   }
 });
 
-/** The body of the revoked-grant test; `named` learns the role to drop afterwards. */
-async function revokedGrant(
-  base: ReturnType<typeof testConfig>,
-  named: (role: string) => void,
-): Promise<void> {
+Deno.test("consumer: a read-only database (25006), then writable again, costs no row and no dead letter", async () => {
+  const base = testConfig({ KAFKA_PARTITIONS: "3" });
   await using db = await freshDatabase(base.DATABASE_URL);
-  await using role = await appRole(db.url);
-  named(role.name);
-  const config = testConfig({
-    DATABASE_URL: role.url,
-    KAFKA_TOPIC: base.KAFKA_TOPIC,
-    KAFKA_GROUP_ID: base.KAFKA_GROUP_ID,
-  });
-  const log = captureLogger("warn");
-  const kafka = createKafka({
-    brokers: config.KAFKA_BROKERS,
-    clientId: config.KAFKA_CLIENT_ID,
-    log,
-  });
-  await publishRecords(kafka, config.KAFKA_TOPIC, replayedRecords(400), {
-    log,
-  });
-  const controller = new AbortController();
-  const consumer = await startConsumer(config, {
-    log,
-    signal: controller.signal,
-    stallMs: 3000,
-  });
-  const count = async () =>
-    (await role.admin`select count(*)::int as n from wiki_recent_changes`)[0]!
-      .n as number;
+  const dbName = new URL(db.url).pathname.slice(1);
+  const root = connectDb(await adminUrl(), { max: 1 });
+  const run = await startFaultRun(base, db.url, db.sql);
   try {
-    await eventually(async () => (await count()) === 400, 60_000);
-    await role.admin.unsafe(
-      `revoke insert on wiki_recent_changes from ${role.name}`,
+    const publishing = publishSteadily(
+      run.kafka,
+      run.config.KAFKA_TOPIC,
+      6000,
+      run.log,
     );
-    const publishing = publishSteadily(kafka, config.KAFKA_TOPIC, 4000, log);
-    // Unhealthy while writes fail, naming the cause.
-    await eventually(() => !consumer.health().ok, 30_000);
-    assert.match(consumer.health().reason ?? "", /42501/);
-    assert.match(
-      await renderMetrics({ consumer: consumer.stats }),
-      /wikistream_db_write_errors_total\{code="42501"\} [1-9]/,
+    // New sessions start read-only; the consumer's current ones are cut so it opens new ones.
+    await root.unsafe(
+      `alter database ${dbName} set default_transaction_read_only = on`,
     );
-    await role.admin.unsafe(
-      `grant insert on wiki_recent_changes to ${role.name}`,
+    await terminateBackends(root, dbName);
+    await eventually(() => faultSeen(run, "25006"), 30_000);
+    await new Promise((r) => setTimeout(r, 5000)); // several retries while read-only
+    await root.unsafe(
+      `alter database ${dbName} reset default_transaction_read_only`,
     );
-    const source = await publishing;
-    await eventually(async () => (await count()) === source.length, 120_000);
-    await eventually(
-      async () => (await consumer.lag()).total_lag === "0",
-      30_000,
+    await terminateBackends(root, dbName);
+    await assertRecoveredWithoutLoss(run, db.sql, await publishing);
+    assert.ok(run.consumer.stats.dbErrorsByCode["25006"]! > 1, "retried");
+    assert.ok(
+      retryLogged(run, "25006"),
+      "the read-only error is named in the logs",
     );
-    const [dl] = await role.admin`select count(*)::int as n from dead_letters`;
-    assert.equal(dl!.n, 0, "no dead letter in the table");
-    assert.equal(
-      await dlqRecords(kafka, config.KAFKA_TOPIC),
-      0,
-      "none in the DLQ topic",
-    );
-    assert.ok(consumer.stats.dbErrors > 0);
-    await assertMatchesSource(role.admin, source);
   } finally {
-    controller.abort();
-    await consumer.close();
+    await run.close();
+    await root.end();
   }
-}
+});
+
+Deno.test("consumer: a column renamed by a bad deploy (42703), then renamed back, costs no row and no dead letter", async () => {
+  const base = testConfig({ KAFKA_PARTITIONS: "3" });
+  await using db = await freshDatabase(base.DATABASE_URL);
+  const run = await startFaultRun(base, db.url, db.sql);
+  try {
+    const publishing = publishSteadily(
+      run.kafka,
+      run.config.KAFKA_TOPIC,
+      6000,
+      run.log,
+    );
+    // The partitioned parent renames the column in every partition too.
+    await db
+      .sql`alter table wiki_recent_changes rename column comment to comment_x`;
+    await eventually(() => faultSeen(run, "42703"), 30_000);
+    await new Promise((r) => setTimeout(r, 5000)); // several retries while the column is missing
+    await db
+      .sql`alter table wiki_recent_changes rename column comment_x to comment`;
+    await assertRecoveredWithoutLoss(run, db.sql, await publishing);
+    assert.ok(run.consumer.stats.dbErrorsByCode["42703"]! > 1, "retried");
+    assert.ok(
+      retryLogged(run, "42703"),
+      "the missing column is named in the logs",
+    );
+  } finally {
+    await run.close();
+  }
+});
