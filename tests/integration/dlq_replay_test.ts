@@ -206,13 +206,6 @@ Deno.test("dlq:replay while the consumer rewrites the same rows doubles nothing"
   } finally {
     await consumer.close();
   }
-  console.log(
-    "SPLIT",
-    replay.written,
-    replay.duplicates,
-    consumer.stats.written,
-    consumer.stats.duplicates,
-  );
   await assertMatchesSource(db.sql, records);
   assert.equal(replay.selected, rejected + 1);
   assert.equal(replay.written! + replay.duplicates!, rejected);
