@@ -261,6 +261,7 @@ async function startWriting(
     topic,
     log,
     times: stats.stages,
+    prepare: handle.prepare,
     handle: async (batch, ctx) => {
       const t0 = progress.lastActivity = Date.now();
       await handle(batch, ctx);
