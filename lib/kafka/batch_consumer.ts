@@ -42,6 +42,12 @@ export interface BatchConsumerOptions {
   log: Logger;
   /** Writes the batch; must resolve only once it is durable. Offsets are committed after. */
   handle(batch: RecordBatch, ctx: BatchContext): Promise<void>;
+  /**
+   * Called with each batch as soon as it is fetched, before it waits for its partition's previous
+   * write, with the same object `handle` later gets (if the batch is still wanted then): CPU work
+   * such as decoding done here overlaps the write in flight.
+   */
+  prepare?(batch: RecordBatch): void;
   /** Called after each commit (for metrics and idle tracking). */
   onCommitted?(
     batch: {
@@ -163,6 +169,8 @@ async function acceptBatch(
   ctx: Pipeline,
 ): Promise<void> {
   const { batch, isRunning, isStale } = payload;
+  const records = recordBatchOf(batch);
+  if (!batch.isEmpty()) ctx.options.prepare?.(records);
   await ctx.chain.previous(batch.partition);
   if (ctx.stopping) {
     ctx.consumer.pause([{ topic: batch.topic }]);
@@ -174,7 +182,7 @@ async function acceptBatch(
   const generation = ctx.chain.generation;
   ctx.chain.push(batch.partition, first, async () => {
     try {
-      await processBatch(payload, ctx, generation);
+      await processBatch(payload, records, ctx, generation);
     } catch (err) {
       if (!ctx.stopping && ctx.chain.generation === generation) {
         // Fetch this batch again; the batches fetched after it are refused until then.
@@ -193,24 +201,20 @@ async function acceptBatch(
 /** Hands one batch to `handle` while heartbeating, then commits past it unless it was lost. */
 async function processBatch(
   payload: EachBatchPayload,
+  records: RecordBatch,
   { options, log, chain }: Pipeline,
   generation: number,
 ): Promise<void> {
   const { batch, isRunning, isStale } = payload;
-  const records = batch.messages.map((m) => viewRecord(batch, m));
   const lost = new AbortController();
   const beat = heartbeatOrAbandon(payload, lost, log);
   const timer = setInterval(() => void beat(), HEARTBEAT_MS);
   try {
-    await options.handle(
-      {
-        topic: batch.topic,
-        partition: batch.partition,
-        records,
-        highWatermark: batch.highWatermark,
-      },
-      { heartbeat: beat, isRunning, signal: lost.signal },
-    );
+    await options.handle(records, {
+      heartbeat: beat,
+      isRunning,
+      signal: lost.signal,
+    });
   } finally {
     clearInterval(timer);
   }
@@ -218,6 +222,16 @@ async function processBatch(
   if (lost.signal.aborted) throw lost.signal.reason;
   if (isStale() || chain.generation !== generation) return;
   await commitBatch(payload, options);
+}
+
+/** The handler's view of a fetched batch. */
+function recordBatchOf(batch: Batch): RecordBatch {
+  return {
+    topic: batch.topic,
+    partition: batch.partition,
+    records: batch.messages.map((m) => viewRecord(batch, m)),
+    highWatermark: batch.highWatermark,
+  };
 }
 
 /** The record over kafkajs's buffers (a Buffer is a Uint8Array: no copy). */

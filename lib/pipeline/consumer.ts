@@ -27,6 +27,7 @@ import {
 } from "../kafka/batch_consumer.ts";
 import type { Logger } from "../core/log.ts";
 import { createSink, type Sink } from "../sink/sink.ts";
+import { groupWrites } from "../sink/group_writes.ts";
 import {
   type ConsumerStats,
   createBatchHandler,
@@ -230,8 +231,9 @@ async function startWriting(
   },
 ): Promise<{ sink: Sink; consumer: BatchConsumer }> {
   const { log, topic, dlq, stats, progress, opened } = parts;
-  // The sink owns a pool of its own, which it replaces after a connection failure.
-  const sink = createSink(
+  // The sink owns a pool of its own, which it replaces after a connection failure. The partitions'
+  // concurrent batches are written together (one transaction), not side by side.
+  const sink = groupWrites(createSink(
     (session) =>
       connectDb(config.DATABASE_URL, {
         schema: options.schema,
@@ -245,7 +247,7 @@ async function startWriting(
       redactDeletedPages: config.REDACT_DELETED_PAGES,
       times: stats.stages,
     },
-  );
+  ));
   opened.push(() => sink.close());
   const handle = createBatchHandler({
     sink,
@@ -259,6 +261,7 @@ async function startWriting(
     topic,
     log,
     times: stats.stages,
+    prepare: handle.prepare,
     handle: async (batch, ctx) => {
       const t0 = progress.lastActivity = Date.now();
       await handle(batch, ctx);

@@ -45,7 +45,7 @@ const TYPES: Record<(typeof COLUMNS)[number], string> = {
 }; // deno-fmt-ignore
 
 /** The all-text staging table's columns. */
-export const STAGE_DDL = COLUMNS.map((c) => `${c} text`).join(", ");
+export const STAGE_DDL = [...COLUMNS.map((c) => `${c} text`), "copy_no int"].join(", ");
 
 /** The activity counters of a group of newly inserted rows (`ins`), in rollup column order. */
 const COUNTS = `count(*),
@@ -74,7 +74,7 @@ const ADD_COUNTS = `changes = a.changes + excluded.changes,
 function rollup(table: string, bucket: "hour" | "day"): string {
   return `insert into ${table} as a
   select wiki, date_trunc('${bucket}', event_time, 'UTC'), coalesce(namespace, -1), ${COUNTS}
-  from ins where inserted group by 1, 2, 3 order by 1, 2, 3
+  from ins group by 1, 2, 3 order by 1, 2, 3
   on conflict (wiki, ${bucket}, namespace) do update set ${ADD_COUNTS}`;
 }
 
@@ -130,65 +130,64 @@ const FILL_WHERE = `(${Object.values(FILL).join(", ")}) is distinct from (${
   Object.keys(FILL).map((c) => `t.${c}`).join(", ")
 })`;
 
-/** The $1-th copy of each staged (wiki, rcid), in Kafka order, cast; none below retention. */
+/**
+ * The $1-th copy of each staged (wiki, rcid) in Kafka order (numbered by the client, see
+ * {@linkcode copyNumbers}), cast; none below the retention horizon.
+ */
 const STAGED_COPY = `select ${
   COLUMNS.map((c) => `${c}::${TYPES[c]} as ${c}`).join(", ")
-} from (
-    select *, row_number() over (partition by wiki, rcid::bigint order by kafka_offset::bigint)
-      as copy_no
-    from pg_temp.wikistream_stage_text) s
+} from pg_temp.wikistream_stage_text
   where copy_no = $1::int
     and event_time::timestamptz >= (select retained_from from wiki_history_state)`;
 
 /**
- * Fills in known rows from the $1-th copy of each staged change (a richer source's row). Runs
- * before MERGE_SQL of the same copy, so it only ever touches rows that were there already: one
- * statement cannot touch a row twice, and a partitioned table cannot tell an insert from an update
- * in RETURNING (no `xmax`), so filling and inserting are two statements.
- */
-export const FILL_SQL = `
-update wiki_recent_changes as t set
-  ${FILL_SET.replaceAll("excluded.", "s.")}
-from (${STAGED_COPY}) s
-where t.wiki = s.wiki and t.rcid = s.rcid and t.event_time = s.event_time
-  and ${FILL_WHERE.replaceAll("excluded.", "s.")}`;
-
-/**
- * Inserts the $1-th copy of each staged change where it is new, and adds only those inserted rows
- * to the per-minute activity and the hourly and daily rollups. A batch holding one change from
- * both sources is merged copy by copy. Rows below the retention horizon (their partition was
+ * Merges the $1-th copy of each staged change, in one statement: inserts it where it is new, fills
+ * in a row that was there already from it (a richer source's row), and adds only the inserted rows
+ * to the per-minute activity and the hourly and daily rollups. The staged copy is cast once
+ * (`s`). The fill-in cannot touch a row the insert wrote: every part of one statement sees the
+ * same snapshot, taken before the insert, and the rows the insert wrote are left out of the join
+ * beforehand so only the changes that met a conflict are looked up. A batch holding one change
+ * from both sources is merged copy by copy. Rows below the retention horizon (their partition was
  * dropped) are refused, so a late redelivery never counts a row twice. An rcid's timestamp never
  * changes, so the partition key (wiki, rcid, event_time) dedupes as (wiki, rcid) did.
  */
 export const MERGE_SQL = `
-with ins as (
+with s as materialized (${STAGED_COPY}), ins as (
   insert into wiki_recent_changes (${COLUMNS.join(", ")})
-  select * from (${STAGED_COPY}) s
+  select * from s
   order by wiki, rcid
   on conflict (wiki, rcid, event_time) do nothing
-  returning true as inserted, wiki, namespace, event_time, change_type, is_bot, is_anon,
-    old_len, new_len
+  returning wiki, rcid, namespace, event_time, change_type, is_bot, is_anon, old_len, new_len,
+    kafka_partition
+), fill as (
+  update wiki_recent_changes as t set
+  ${FILL_SET.replaceAll("excluded.", "s.")}
+  from s
+  where not exists (select from ins where ins.wiki = s.wiki and ins.rcid = s.rcid)
+    and t.wiki = s.wiki and t.rcid = s.rcid and t.event_time = s.event_time
+    and ${FILL_WHERE.replaceAll("excluded.", "s.")}
 ), up as (
   insert into wiki_activity_minute as a
   select wiki, date_trunc('minute', event_time), ${COUNTS}
-  from ins where inserted group by 1, 2 order by 1, 2
+  from ins group by 1, 2 order by 1, 2
   on conflict (wiki, minute) do update set ${ADD_COUNTS}
 ), up_hour as (
   ${rollup("wiki_activity_hour", "hour")}
 ), up_day as (
   ${rollup("wiki_activity_day", "day")}
 )
-select (count(*) filter (where inserted))::int as inserted from ins`;
+select kafka_partition, count(*)::int as inserted from ins group by 1`;
 
-/** How often the most repeated (wiki, rcid) occurs in the batch. */
-export function maxCopies(rows: SinkRow[]): number {
+/**
+ * Each row's copy number: 1 for the first row of its (wiki, rcid) in the batch, 2 for the second
+ * (the same change from the other source, or a redelivery), and so on, in the batch's order.
+ */
+export function copyNumbers(rows: readonly SinkRow[]): number[] {
   const seen = new Map<string, number>();
-  let max = 0;
-  for (const r of rows) {
+  return rows.map((r) => {
     const key = `${r.wiki}\t${r.rcid}`;
     const n = (seen.get(key) ?? 0) + 1;
     seen.set(key, n);
-    if (n > max) max = n;
-  }
-  return max;
+    return n;
+  });
 }

@@ -31,6 +31,28 @@ on conflict (wiki, title) do update set
 where excluded.log_id > d.log_id`;
 
 /**
+ * Whether the batch's own rows meet a recorded visibility change (`visibility`) or page deletion
+ * or restore (`pages`): the part of the candidates of APPLY_VISIBILITY_SQL and
+ * APPLY_PAGE_DELETIONS_SQL that comes from the staged rows. When neither the batch records one
+ * nor its rows meet one, the statement would change nothing, and is skipped: it costs a plan and
+ * an executor start over every partition of wiki_recent_changes.
+ */
+export const KNOWN_REDACTIONS_SQL = `
+select exists (
+    select from ${STAGE} s join wiki_visibility_changes v
+      on v.wiki = s.wiki and v.target = 'revision' and v.target_id = s.rev_id::bigint
+    where s.rev_id is not null
+  ) or exists (
+    select from ${STAGE} s join wiki_visibility_changes v
+      on v.wiki = s.wiki and v.target = 'logging' and v.target_id = s.log_id::bigint
+    where s.change_type = 'log' and s.log_id is not null
+  ) as visibility,
+  exists (
+    select from ${STAGE} s join wiki_page_deletions d on d.wiki = s.wiki and d.title = s.title
+    where s.title is not null and s.change_type <> 'log'
+  ) as pages`;
+
+/**
  * Applies the known visibility changes to the rows they concern: the targets recorded now ($1)
  * and the targets of the batch's own rows (a redaction that arrived before its row). Hidden
  * values become NULL in the typed columns and leave `raw`; rows already redacted are not touched.

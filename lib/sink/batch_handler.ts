@@ -29,6 +29,18 @@ export interface ConsumerStats {
   retention?: { readonly total: bigint };
 }
 
+/** A batch decoded into rows and dead letters. */
+type Decoded = ReturnType<typeof decodeBatch>;
+
+/**
+ * Writes a batch (`runBatchConsumer`'s `handle`); `prepare` decodes one ahead of time (its
+ * `prepare`), so decoding overlaps the write in flight.
+ */
+export interface BatchHandler {
+  (batch: RecordBatch, ctx: BatchContext): Promise<void>;
+  prepare(batch: RecordBatch): void;
+}
+
 /** Options for {@linkcode createBatchHandler}. */
 export interface BatchHandlerOptions {
   sink: Sink;
@@ -144,11 +156,20 @@ function toDeadLetter(
  * PostgreSQL. A database outage is retried with backoff (heartbeating) until it recovers or the
  * consumer stops; the offset is then not committed, so nothing is lost.
  */
-export function createBatchHandler(options: BatchHandlerOptions) {
+export function createBatchHandler(
+  options: BatchHandlerOptions,
+): BatchHandler {
   const stats = options.stats ?? newConsumerStats();
   const now = options.now ?? Date.now;
-  return async (batch: RecordBatch, ctx: BatchContext): Promise<void> => {
-    const { rows, deadLetters } = decodeBatch(batch, new Date(), stats.stages);
+  const decoded = new WeakMap<RecordBatch, Decoded>();
+  const decode = (batch: RecordBatch) =>
+    decodeBatch(batch, new Date(), stats.stages);
+  const handle = async (
+    batch: RecordBatch,
+    ctx: BatchContext,
+  ): Promise<void> => {
+    const { rows, deadLetters } = decoded.get(batch) ?? decode(batch);
+    decoded.delete(batch);
     const started = now();
     // Shutdown or a lost partition stops the retries (the batch is then abandoned, uncommitted);
     // a write already under way is finished first.
@@ -201,6 +222,11 @@ export function createBatchHandler(options: BatchHandlerOptions) {
       ms: now() - started,
     });
   };
+  return Object.assign(handle, {
+    prepare(batch: RecordBatch) {
+      decoded.set(batch, decode(batch));
+    },
+  });
 }
 
 /** Counts a failed write by its code and remembers it as the ongoing failure; returns the code. */

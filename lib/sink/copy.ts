@@ -41,11 +41,18 @@ export const COLUMNS = [
 
 const JSON_COLUMNS = new Set<string>(["log_params", "raw"]);
 
-/** Encodes rows in COPY text format, ~256 KiB per chunk. */
-export function* copyChunks(rows: SinkRow[]): Generator<string> {
+/**
+ * Encodes rows in COPY text format, ~256 KiB per chunk. Given `extra`, each line ends with one
+ * more column, `extra[i]` for the i-th row (the staging table's copy number).
+ */
+export function* copyChunks(
+  rows: readonly SinkRow[],
+  extra?: readonly number[],
+): Generator<string> {
   let buf = "";
-  for (const row of rows) {
-    buf += copyLine(row);
+  for (let i = 0; i < rows.length; i++) {
+    const line = copyLine(rows[i]!);
+    buf += extra ? `${line.slice(0, -1)}\t${extra[i]}\n` : line;
     if (buf.length > 262_144) {
       yield buf;
       buf = "";

@@ -4,6 +4,7 @@ import type { ChangeRow } from "../source/normalise.ts";
 import {
   APPLY_PAGE_DELETIONS_SQL,
   APPLY_VISIBILITY_SQL,
+  KNOWN_REDACTIONS_SQL,
   RECORD_PAGE_EVENTS_SQL,
   RECORD_VISIBILITY_SQL,
 } from "./_redaction_sql.ts";
@@ -87,10 +88,18 @@ export async function applyRedactions(
   const { visibility, pages } = redactionsOf(rows);
   const v = JSON.stringify(visibility);
   const p = JSON.stringify(pages);
-  if (visibility.length > 0) await tx.unsafe(RECORD_VISIBILITY_SQL, [v]);
-  if (pages.length > 0) await tx.unsafe(RECORD_PAGE_EVENTS_SQL, [p]);
-  await tx.unsafe(APPLY_VISIBILITY_SQL, [v]);
-  await tx.unsafe(APPLY_PAGE_DELETIONS_SQL, [p, options.redactDeletedPages]);
+  // Prepared: planning an update of the partitioned table costs more than running it.
+  const run = (sql: string, params: unknown[] = []) =>
+    tx.unsafe(sql, params as never[], { prepare: true });
+  if (visibility.length > 0) await run(RECORD_VISIBILITY_SQL, [v]);
+  if (pages.length > 0) await run(RECORD_PAGE_EVENTS_SQL, [p]);
+  const [known] = await run(KNOWN_REDACTIONS_SQL);
+  if (visibility.length > 0 || known?.visibility) {
+    await run(APPLY_VISIBILITY_SQL, [v]);
+  }
+  if (pages.length > 0 || known?.pages) {
+    await run(APPLY_PAGE_DELETIONS_SQL, [p, options.redactDeletedPages]);
+  }
 }
 
 /** The parameters in one shape: `{ type, ids, nfield }` (stream, fv2 API or positional legacy). */

@@ -3,7 +3,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Sql, Transaction } from "./db.ts";
 import { COLUMNS, copyChunks } from "./copy.ts";
-import { FILL_SQL, maxCopies, MERGE_SQL, STAGE_DDL } from "./_merge_sql.ts";
+import { copyNumbers, MERGE_SQL, STAGE_DDL } from "./_merge_sql.ts";
 import { applyRedactions, type RedactionOptions } from "./redactions.ts";
 import { MonthPartitions } from "./partitions.ts";
 import type { ChangeRow } from "../source/normalise.ts";
@@ -53,6 +53,8 @@ export interface WriteResult {
   inserted: number;
   duplicates: number;
   deadLettered: DeadLetter[];
+  /** Rows inserted per Kafka partition (`kafka_partition`); partitions with none are absent. */
+  byPartition: Map<number, number>;
 }
 
 /** Writes batches into PostgreSQL. */
@@ -128,11 +130,13 @@ class PostgresSink implements Sink {
   ): Promise<WriteResult> {
     await this.#ensurePartitions(rows);
     try {
-      const inserted = await this.#writeOnce(rows, deadLetters);
+      const byPartition = await this.#writeOnce(rows, deadLetters);
+      const inserted = sum(byPartition);
       return {
         inserted,
         duplicates: rows.length - inserted,
         deadLettered: deadLetters,
+        byPartition,
       };
     } catch (err) {
       if (isRowError(err) && rows.length > 0) {
@@ -178,10 +182,15 @@ class PostgresSink implements Sink {
     const mid = Math.ceil(rows.length / 2);
     const a = await this.write(rows.slice(0, mid), deadLetters);
     const b = await this.write(rows.slice(mid));
+    const byPartition = new Map(a.byPartition);
+    for (const [p, n] of b.byPartition) {
+      byPartition.set(p, (byPartition.get(p) ?? 0) + n);
+    }
     return {
       inserted: a.inserted + b.inserted,
       duplicates: a.duplicates + b.duplicates,
       deadLettered: [...a.deadLettered, ...b.deadLettered],
+      byPartition,
     };
   }
 
@@ -201,6 +210,7 @@ class PostgresSink implements Sink {
       inserted: 0,
       duplicates: 0,
       deadLettered: [...deadLetters, dl],
+      byPartition: new Map(),
     };
   }
 
@@ -208,7 +218,7 @@ class PostgresSink implements Sink {
   async #writeOnce(
     rows: SinkRow[],
     deadLetters: DeadLetter[],
-  ): Promise<number> {
+  ): Promise<Map<number, number>> {
     await this.#publishOnce(deadLetters);
     const times = this.#options.times;
     const t0 = performance.now();
@@ -253,8 +263,8 @@ async function writeTransaction(
   deadLetters: DeadLetter[],
   redaction: RedactionOptions,
   times?: StageTimes,
-): Promise<number> {
-  let inserted = 0;
+): Promise<Map<number, number>> {
+  let inserted = new Map<number, number>();
   if (rows.length > 0) {
     inserted = await copyAndMerge(tx, rows, redaction, times);
   }
@@ -265,32 +275,38 @@ async function writeTransaction(
 
 /**
  * COPYs the rows into the text staging table, merges them copy by copy (one change from two
- * sources), then applies redactions; returns the rows inserted.
+ * sources), then applies redactions; returns the rows inserted per Kafka partition.
  */
 async function copyAndMerge(
   tx: Transaction,
   rows: SinkRow[],
   redaction: RedactionOptions,
   times?: StageTimes,
-): Promise<number> {
+): Promise<Map<number, number>> {
   const t0 = performance.now();
   await tx.unsafe(
     `create temp table if not exists wikistream_stage_text (${STAGE_DDL})
              on commit delete rows`,
   );
   const writable = await tx.unsafe(
-    `copy pg_temp.wikistream_stage_text (${COLUMNS.join(", ")}) from stdin`,
+    `copy pg_temp.wikistream_stage_text (${
+      COLUMNS.join(", ")
+    }, copy_no) from stdin`,
   )
     .writable();
-  await pipeline(Readable.from(copyChunks(rows)), writable);
+  const copies = copyNumbers(rows);
+  await pipeline(Readable.from(copyChunks(rows, copies)), writable);
   const t1 = performance.now();
   // Held shared until commit: retention (exclusive) never drops a partition under this write.
   await tx`select pg_advisory_xact_lock_shared(hashtext('wikistream.retention'))`;
-  let inserted = 0;
-  for (let copy = 1; copy <= maxCopies(rows); copy++) {
-    await tx.unsafe(FILL_SQL, [copy]);
-    const [res] = await tx.unsafe(MERGE_SQL, [copy]);
-    inserted += Number(res?.inserted ?? 0);
+  const inserted = new Map<number, number>();
+  const maxCopy = copies.reduce((a, b) => (b > a ? b : a), 0);
+  for (let copy = 1; copy <= maxCopy; copy++) {
+    // Prepared (once per session): its plan over every partition costs more than a small batch.
+    const counts = await tx.unsafe(MERGE_SQL, [copy], { prepare: true });
+    for (const { kafka_partition: p, inserted: n } of counts) {
+      inserted.set(p, (inserted.get(p) ?? 0) + n);
+    }
   }
   await applyRedactions(tx, rows, redaction);
   if (times) {
@@ -332,6 +348,12 @@ function isConnectionFailure(err: unknown): boolean {
   const e = err as { name?: string; code?: unknown };
   if (e?.name !== "PostgresError") return true;
   return typeof e.code === "string" && /^(08|57)/.test(e.code);
+}
+
+function sum(counts: Map<number, number>): number {
+  let n = 0;
+  for (const v of counts.values()) n += v;
+  return n;
 }
 
 function errorCode(err: unknown): string {

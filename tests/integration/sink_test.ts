@@ -6,6 +6,7 @@ import {
   type SinkRow,
 } from "../../lib/sink/sink.ts";
 import { migrate } from "../../lib/sink/migrate.ts";
+import { groupWrites } from "../../lib/sink/group_writes.ts";
 import { decodeValue } from "../../lib/sink/decode.ts";
 import { loadRecordedWikis } from "../fakes/fake_mediawiki.ts";
 import { captureLogger, tempSchema, testConfig } from "../_helpers.ts";
@@ -70,4 +71,56 @@ Deno.test("createSink() stores a dead letter whose headers hold NUL and lone sur
   assert.equal(rows.length, 1);
   assert.deepEqual(rows[0]!.headers, { "x\\u0000": "a\\u0000b\ufffd" });
   assert.deepEqual([...rows[0]!.value], [0, 255]);
+});
+
+Deno.test("groupWrites() writes concurrent partitions' batches together, each caller getting its own share", async () => {
+  const config = testConfig();
+  await using db = await tempSchema(config);
+  await migrate(db.sql);
+  const log = captureLogger("warn");
+  let writes = 0;
+  const inner = createSink(db.sql, { log });
+  const sink = groupWrites({
+    write: (r, d) => (writes++, inner.write(r, d)),
+    close: () => inner.close(),
+  });
+  const rows = recordedRows();
+  const part = (p: number, from: number, to: number) =>
+    rows.slice(from, to).map((r) => ({ ...r, kafka_partition: p }));
+  const a = part(0, 0, 40);
+  const b = part(1, 40, 70);
+  const c = part(2, 70, 100);
+  b[5] = { ...b[5]!, namespace: 2 ** 40 }; // rejected by the database: partition 1's dead letter
+  // The first write starts alone; the next two arrive while it is in flight and share one.
+  const [ra, rb, rc] = await Promise.all([
+    sink.write(a),
+    sink.write(b),
+    sink.write(c),
+  ]);
+  assert.equal(writes, 2, "two transactions for three callers");
+  assert.deepEqual([ra.inserted, ra.duplicates, ra.deadLettered.length], [
+    40,
+    0,
+    0,
+  ]);
+  assert.deepEqual([rb.inserted, rb.duplicates, rb.deadLettered.length], [
+    29,
+    0,
+    1,
+  ]);
+  assert.equal(rb.deadLettered[0]!.partition, 1);
+  assert.deepEqual([rc.inserted, rc.duplicates, rc.deadLettered.length], [
+    30,
+    0,
+    0,
+  ]);
+  // Redelivered together: all duplicates, counted per caller, nothing written twice.
+  const [rb2, rc2] = await Promise.all([sink.write(b), sink.write(c)]);
+  assert.deepEqual([rb2.inserted, rb2.duplicates], [0, 29]);
+  assert.deepEqual([rc2.inserted, rc2.duplicates], [0, 30]);
+  const [n] = await db.sql`select count(*)::int as n from wiki_recent_changes`;
+  assert.equal(n!.n, 99);
+  const [agg] = await db
+    .sql`select sum(changes)::int as n from wiki_activity_minute`;
+  assert.equal(agg!.n, 99);
 });

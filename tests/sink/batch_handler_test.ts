@@ -64,6 +64,7 @@ class FlakySink implements Sink {
       inserted: rows.length,
       duplicates: 0,
       deadLettered: deadLetters,
+      byPartition: new Map(),
     });
   }
 }

@@ -1,0 +1,116 @@
+/** @module Group commit: concurrent writes of different Kafka partitions share one transaction. */
+import type { DeadLetter, Sink, SinkRow, WriteResult } from "./sink.ts";
+
+/** One caller's write, waiting for the group it joins. */
+interface Pending {
+  rows: SinkRow[];
+  deadLetters: DeadLetter[];
+  partitions: Set<number>;
+  done: PromiseWithResolvers<WriteResult>;
+}
+
+/**
+ * Wraps a sink so that writes arriving while one is in flight are merged into the next one: one
+ * COPY, one merge and one commit for the batches of several partitions, instead of one
+ * transaction per partition contending for the same rollup rows. A write with nothing in flight
+ * starts at once. Each caller gets its own share of the result (its partitions' inserted rows and
+ * dead letters), or the group's error, after which it retries alone or in a later group as it
+ * sees fit. Writes of one partition are never grouped with each other, so a caller's share stays
+ * its own; within a group, rows keep their callers' order.
+ */
+export function groupWrites(sink: Sink): Sink {
+  const queue: Pending[] = [];
+  let flushing = false;
+
+  async function flush(): Promise<void> {
+    flushing = true;
+    try {
+      while (queue.length > 0) await writeGroup(sink, takeGroup(queue));
+    } finally {
+      flushing = false;
+    }
+  }
+
+  return {
+    write(rows, deadLetters = []) {
+      const pending: Pending = {
+        rows,
+        deadLetters,
+        partitions: partitionsOf(rows, deadLetters),
+        done: Promise.withResolvers<WriteResult>(),
+      };
+      queue.push(pending);
+      if (!flushing) void flush();
+      return pending.done.promise;
+    },
+    close: () => sink.close(),
+  };
+}
+
+/** Takes the longest run of queued writes from the front whose partitions do not overlap. */
+function takeGroup(queue: Pending[]): Pending[] {
+  const group: Pending[] = [];
+  const taken = new Set<number>();
+  for (let i = 0; i < queue.length;) {
+    const p = queue[i]!;
+    if ([...p.partitions].some((n) => taken.has(n))) {
+      i++;
+      continue;
+    }
+    for (const n of p.partitions) taken.add(n);
+    group.push(p);
+    queue.splice(i, 1);
+  }
+  return group;
+}
+
+/** Writes a group as one, then settles each caller with its share. */
+async function writeGroup(sink: Sink, group: Pending[]): Promise<void> {
+  let result: WriteResult;
+  try {
+    result = group.length === 1
+      ? await sink.write(group[0]!.rows, group[0]!.deadLetters)
+      : await sink.write(
+        group.flatMap((p) => p.rows),
+        group.flatMap((p) => p.deadLetters),
+      );
+  } catch (err) {
+    for (const p of group) p.done.reject(err);
+    return;
+  }
+  if (group.length === 1) return group[0]!.done.resolve(result);
+  for (const p of group) p.done.resolve(shareOf(result, p));
+}
+
+/** The part of a group's result that belongs to one caller's partitions. */
+function shareOf(result: WriteResult, p: Pending): WriteResult {
+  const byPartition = new Map<number, number>();
+  let inserted = 0;
+  for (const n of p.partitions) {
+    const k = result.byPartition.get(n);
+    if (k === undefined) continue;
+    byPartition.set(n, k);
+    inserted += k;
+  }
+  const deadLettered = result.deadLettered.filter((d) =>
+    p.partitions.has(d.partition)
+  );
+  // Rows the database rejected are dead letters, neither inserted nor duplicates.
+  const rejected = deadLettered.length - p.deadLetters.length;
+  return {
+    inserted,
+    duplicates: p.rows.length - inserted - rejected,
+    deadLettered,
+    byPartition,
+  };
+}
+
+function partitionsOf(
+  rows: readonly SinkRow[],
+  deadLetters: readonly DeadLetter[],
+): Set<number> {
+  const out = new Set<number>();
+  for (const r of rows) out.add(r.kafka_partition);
+  for (const d of deadLetters) out.add(d.partition);
+  return out;
+}

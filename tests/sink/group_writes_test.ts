@@ -1,0 +1,98 @@
+/** Unit tests of lib/sink/group_writes.ts with a fake sink: grouping, order, errors. */
+import assert from "node:assert/strict";
+import { groupWrites } from "../../lib/sink/group_writes.ts";
+import type { Sink, SinkRow, WriteResult } from "../../lib/sink/sink.ts";
+
+/** A sink whose writes wait until the test releases them; it records what each write held. */
+function gatedSink() {
+  const writes: { offsets: string[]; release: (err?: Error) => void }[] = [];
+  const sink: Sink = {
+    write(rows) {
+      const done = Promise.withResolvers<WriteResult>();
+      const byPartition = new Map<number, number>();
+      for (const r of rows) {
+        byPartition.set(
+          r.kafka_partition,
+          (byPartition.get(r.kafka_partition) ?? 0) + 1,
+        );
+      }
+      writes.push({
+        offsets: rows.map((r) => `${r.kafka_partition}:${r.kafka_offset}`),
+        release: (err) =>
+          err ? done.reject(err) : done.resolve({
+            inserted: rows.length,
+            duplicates: 0,
+            deadLettered: [],
+            byPartition,
+          }),
+      });
+      return done.promise;
+    },
+    close: () => Promise.resolve(),
+  };
+  return { sink, writes };
+}
+
+const row = (partition: number, offset: number) =>
+  ({ kafka_partition: partition, kafka_offset: String(offset) }) as SinkRow;
+
+const tick = () => new Promise((r) => setTimeout(r, 0));
+
+Deno.test("groupWrites() starts a lone write at once and groups the ones that wait", async () => {
+  const { sink, writes } = gatedSink();
+  const grouped = groupWrites(sink);
+  const first = grouped.write([row(0, 1)]);
+  await tick();
+  assert.equal(writes.length, 1, "nothing in flight: written at once");
+  const second = grouped.write([row(1, 1), row(1, 2)]);
+  const third = grouped.write([row(2, 1)]);
+  // A second batch of partition 0 waits for the next group: a caller's share stays its own.
+  const again = grouped.write([row(0, 2)]);
+  writes[0]!.release();
+  assert.equal((await first).inserted, 1);
+  await tick();
+  assert.deepEqual(writes[1]!.offsets, ["1:1", "1:2", "2:1", "0:2"]);
+  writes[1]!.release();
+  assert.equal((await second).inserted, 2);
+  assert.equal((await third).inserted, 1);
+  assert.equal((await again).inserted, 1);
+  assert.equal(writes.length, 2);
+});
+
+Deno.test("groupWrites() keeps two batches of one partition apart, in order", async () => {
+  const { sink, writes } = gatedSink();
+  const grouped = groupWrites(sink);
+  const a = grouped.write([row(0, 1)]);
+  const b = grouped.write([row(0, 2)]);
+  const c = grouped.write([row(0, 3)]);
+  await tick();
+  writes[0]!.release();
+  await a;
+  await tick();
+  assert.deepEqual(writes[1]!.offsets, ["0:2"]);
+  writes[1]!.release();
+  await b;
+  await tick();
+  assert.deepEqual(writes[2]!.offsets, ["0:3"]);
+  writes[2]!.release();
+  await c;
+});
+
+Deno.test("groupWrites() hands a failed group's error to each of its callers, and goes on", async () => {
+  const { sink, writes } = gatedSink();
+  const grouped = groupWrites(sink);
+  const a = grouped.write([row(0, 1)]);
+  await tick();
+  const b = grouped.write([row(1, 1)]);
+  const c = grouped.write([row(2, 1)]);
+  writes[0]!.release();
+  await a;
+  await tick();
+  writes[1]!.release(new Error("database down"));
+  await assert.rejects(b, /database down/);
+  await assert.rejects(c, /database down/);
+  const retried = grouped.write([row(1, 1)]);
+  await tick();
+  writes[2]!.release();
+  assert.equal((await retried).inserted, 1);
+});
