@@ -134,7 +134,8 @@ export function spawnDebezium(o: DebeziumOptions): Deno.ChildProcess {
       "connection.password": decodeURIComponent(u.password),
       "insert.mode": "upsert",
       "primary.key.mode": "record_value",
-      "primary.key.fields": "wiki,rcid",
+      // The table's key since it is partitioned by month (migration 0010).
+      "primary.key.fields": "wiki,rcid,event_time",
       "collection.name.format": "wiki_recent_changes",
       "schema.evolution": "none",
       "batch.size": String(o.batchSize),

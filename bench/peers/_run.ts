@@ -28,6 +28,9 @@ export function spawnLogged(
   }).spawn();
 }
 
+/** No new row for this long (start-up included) means the sink is stuck. */
+const STALL_MS = 180_000;
+
 /**
  * Starts a sink with `spawn`, polls `count(*)` of wiki_recent_changes every 200 ms until it holds
  * `rows` rows (at most 30 minutes), then stops the process tree. CPU seconds and peak RSS cover the
@@ -44,12 +47,14 @@ export async function timeSystem(
   let exited = false;
   child.status.then(() => exited = true);
   let first: { at: number; n: number } | undefined;
+  let last = { at: t0, n: 0 };
   try {
     while (true) {
       const [c] = await sql<{ n: number }[]>`
         select count(*)::int as n from wiki_recent_changes`;
       const n = c?.n ?? 0;
       const now = performance.now();
+      if (n !== last.n) last = { at: now, n };
       if (n > 0 && !first) first = { at: now, n };
       if (n >= rows) {
         const usage = sampler.stop();
@@ -68,6 +73,14 @@ export async function timeSystem(
       if (exited) {
         throw new Error(
           `${name} exited after ${n} of ${rows} rows; see ${log}`,
+        );
+      }
+      // A sink whose task failed (e.g. a rejected statement) stays up but writes nothing.
+      if (now - last.at > STALL_MS) {
+        throw new Error(
+          `${name} wrote nothing for ${
+            STALL_MS / 1000
+          } s (at ${n} of ${rows} rows); see ${log}`,
         );
       }
       if (now - t0 > 1_800_000) {
