@@ -41,6 +41,8 @@ const BOOLS = new Set([
   "user_hidden",
   "comment_hidden",
   "action_hidden",
+  "sha1_hidden",
+  "suppressed",
 ]);
 const REQUIRED = new Set([
   "wiki",
