@@ -47,6 +47,8 @@ export function spawnSpark(o: SparkOptions): Deno.ChildProcess {
       PYSPARK_PYTHON: `${o.peers}/venv/bin/python`,
       SPARK_LOCAL_IP: "127.0.0.1",
       SPARK_LOCAL_DIRS: `${o.dir}/tmp`,
+      // The password in the environment, not on the command line (ps would show it).
+      PEER_PG_PASSWORD: decodeURIComponent(u.password),
     },
     log: `${o.dir}/spark.log`,
   });

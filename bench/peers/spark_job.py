@@ -7,6 +7,7 @@ the micro-batch into a staging table and merges it with INSERT ... ON CONFLICT D
 
     spark_job.py BROKERS TOPIC JDBC_URL USER MODE MAX_OFFSETS_PER_TRIGGER CHECKPOINT_DIR
 """
+import os
 import sys
 
 from pyspark.sql import SparkSession
@@ -14,6 +15,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 brokers, topic, jdbc_url, user, mode, max_offsets, checkpoint = sys.argv[1:8]
+password = os.environ.get("PEER_PG_PASSWORD", "")
 
 spark = (
     SparkSession.builder.appName("wikistream-peer")
@@ -107,7 +109,7 @@ rows = parsed.select(
     "kafka_partition",
     "kafka_offset",
 )
-props = {"user": user, "driver": "org.postgresql.Driver", "batchsize": "1000"}
+props = {"user": user, "password": password, "driver": "org.postgresql.Driver", "batchsize": "1000"}
 COLUMNS = ", ".join(rows.columns)
 
 
@@ -117,11 +119,11 @@ def write(batch, _batch_id):
         return
     batch.write.jdbc(jdbc_url, "peer_stage", mode="overwrite", properties={**props, "truncate": "true"})
     jvm = spark.sparkContext._jvm
-    conn = jvm.java.sql.DriverManager.getConnection(jdbc_url, user, "")
+    conn = jvm.java.sql.DriverManager.getConnection(jdbc_url, user, password)
     try:
         conn.createStatement().executeUpdate(
             f"insert into wiki_recent_changes ({COLUMNS}) select {COLUMNS} from peer_stage "
-            "on conflict (wiki, rcid) do nothing"
+            "on conflict (wiki, rcid, event_time) do nothing"
         )
     finally:
         conn.close()
