@@ -132,6 +132,7 @@ async function replayAll(
       if (letters.length === 0) break;
       afterId = letters.at(-1)!.id;
       await replayChunk(sink, letters, tally, options);
+      await countUnstored(sql, letters, tally, options.log);
     }
   } finally {
     await sink.close();
@@ -187,6 +188,35 @@ async function replayChunk(
   }
 }
 
+/**
+ * The chunk's letters the write counted as duplicates that are not in the table after all (the
+ * merge refuses rows below the retention horizon): still failing, as `below_retention`, and left
+ * unmarked by the sink.
+ */
+async function countUnstored(
+  sql: Sql,
+  letters: StoredDeadLetter[],
+  tally: Tally,
+  log: Logger,
+): Promise<void> {
+  const ids = letters.map((l) => l.id);
+  const unstored = await sql<{ id: string }[]>`
+    select id::text from dead_letters
+    where id = any(${ids}::bigint[]) and replayed_at is null
+      and id::text <> all(${tally.failedIn(ids)}::text[])`;
+  for (const { id } of unstored) {
+    tally.unstored();
+    if (tally.fail(id, "below_retention")) {
+      log.warn(
+        "dead letter not stored: its row is below the retention horizon",
+        {
+          id,
+        },
+      );
+    }
+  }
+}
+
 /** A stored dead letter as the Kafka record it was: the dlq.* headers taken off. */
 function asRecord(l: StoredDeadLetter): InRecord {
   const headers = Object.fromEntries(
@@ -210,6 +240,7 @@ function letterKey(d: { topic: string; partition: number; offset: string }) {
 
 /** The running counts of a replay. */
 class Tally {
+  readonly #failed = new Set<string>();
   readonly summary = {
     dry_run: false,
     selected: 0,
@@ -234,9 +265,21 @@ class Tally {
     s.replayed += result.inserted + result.duplicates;
   }
 
+  /** A letter the write counted as a duplicate whose row was refused: not replayed after all. */
+  unstored(): void {
+    this.summary.duplicates--;
+    this.summary.replayed--;
+  }
+
+  /** Of `ids`, the ones already counted as still failing. */
+  failedIn(ids: string[]): string[] {
+    return ids.filter((id) => this.#failed.has(id));
+  }
+
   /** Counts one dead letter that still fails; true for the first few (worth a log line). */
-  fail(id: string, reason: DeadLetter["reason"]): boolean {
+  fail(id: string, reason: string): boolean {
     const s = this.summary;
+    this.#failed.add(id);
     s.still_failing++;
     bump(s.still_failing_by_reason, reason);
     if (s.still_failing_ids.length >= SHOWN) return false;

@@ -88,13 +88,26 @@ export async function insertDeadLetters(
   } on conflict (topic, partition, "offset") do nothing`;
 }
 
-/** Marks the dead letters the rows were replayed from (the first replay's time is kept). */
+/**
+ * Marks the dead letters the rows were replayed from (the first replay's time is kept), each only
+ * if its row is now in the table: a row the merge refused (below the retention horizon) leaves
+ * its dead letter unmarked.
+ */
 export async function markReplayed(
   tx: Transaction,
   rows: SinkRow[],
 ): Promise<void> {
-  const ids = rows.flatMap((r) => r.dead_letter_id ? [r.dead_letter_id] : []);
-  if (ids.length === 0) return;
-  await tx`update dead_letters set replayed_at = now()
-    where id = any(${ids}::bigint[]) and replayed_at is null`;
+  const replayed = rows.filter((r) => r.dead_letter_id);
+  if (replayed.length === 0) return;
+  await tx`update dead_letters d set replayed_at = now()
+    from unnest(${replayed.map((r) => r.dead_letter_id!)}::bigint[],
+      ${replayed.map((r) => r.wiki)}::text[], ${
+    replayed.map((r) => r.rcid)
+  }::bigint[],
+      ${
+    replayed.map((r) => r.event_time)
+  }::timestamptz[]) as r(id, wiki, rcid, event_time)
+    where d.id = r.id and d.replayed_at is null
+      and exists (select from wiki_recent_changes w
+        where w.wiki = r.wiki and w.rcid = r.rcid and w.event_time = r.event_time)`;
 }

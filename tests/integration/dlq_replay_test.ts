@@ -1,5 +1,7 @@
 /** `deno task dlq:replay`: dead letters back through the sink after a fix, on real Kafka and PostgreSQL. */
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { migrate } from "../../lib/sink/migrate.ts";
 import { startConsumer } from "../../lib/pipeline/consumer.ts";
 import { runDlqReplay } from "../../lib/pipeline/dlq_replay.ts";
 import { main as replayMain } from "../../dlq_replay.ts";
@@ -237,4 +239,44 @@ Deno.test("dlq:replay exits 2 on bad flags", async (t) => {
       assert.equal(await replayMain(args), 2);
     });
   }
+});
+
+Deno.test("dlq:replay leaves a dead letter whose row is below the retention horizon unmarked, and says so", async () => {
+  await using db = await freshDatabase(testConfig().DATABASE_URL);
+  await migrate(db.sql);
+  const records = replayedRecords(10);
+  await db.sql`insert into dead_letters ${
+    db.sql(records.map((r, i) => ({
+      topic: "t.rc",
+      partition: 0,
+      offset: String(i),
+      key: Buffer.from(r.key),
+      value: Buffer.from(r.value),
+      headers: { "dlq.reason": "database_rejected" } as never,
+      reason: "database_rejected",
+      error: "23514 test",
+    })))
+  }`;
+  // Retention dropped the recorded rows' months: the merge refuses them.
+  await db
+    .sql`update wiki_history_state set retained_from = '2100-01-01T00:00:00Z'`;
+  const run = await replayTask(db.url, []);
+  assert.equal(run.code, 1, run.stderr);
+  assert.equal(run.summary!.replayed, 0);
+  assert.equal(run.summary!.duplicates, 0);
+  assert.deepEqual(run.summary!.still_failing_by_reason, {
+    below_retention: 10,
+  });
+  const [stored] = await db
+    .sql`select count(*)::int as n from wiki_recent_changes`;
+  assert.equal(stored!.n, 0);
+  const [marked] = await db
+    .sql`select count(*)::int as n from dead_letters where replayed_at is not null`;
+  assert.equal(marked!.n, 0, "no dead letter marked for a row not stored");
+  // Once the horizon allows them (the months restored), the same letters are replayed.
+  await db.sql`update wiki_history_state set retained_from = '-infinity'`;
+  const again = await replayTask(db.url, []);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(again.summary!.replayed, 10);
+  assert.equal(again.summary!.written, 10);
 });
