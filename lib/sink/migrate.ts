@@ -126,11 +126,30 @@ async function applyOutsideTransaction(
   if (again) return false;
   for (const statement of splitStatements(text)) {
     for (const s of await expandPartitions(conn, statement)) {
+      await dropInvalidIndex(conn, s);
       await conn.unsafe(s);
     }
   }
   await conn`insert into schema_migrations (version) values (${version})`;
   return true;
+}
+
+/**
+ * Before `create index concurrently if not exists NAME`: a failed earlier run (a lock timeout, a
+ * cancel) leaves NAME behind INVALID, which `if not exists` would keep for good; drop it first.
+ */
+async function dropInvalidIndex(conn: Reserved, statement: string) {
+  const m = statement.match(
+    /^create\s+(?:unique\s+)?index\s+concurrently\s+if\s+not\s+exists\s+([a-z_][a-z0-9_]*)\s/i,
+  );
+  if (!m) return;
+  const [bad] = await conn`
+    select 1 from pg_index i join pg_class c on c.oid = i.indexrelid
+    where c.relname = ${m[
+    1
+  ]!} and c.relnamespace = current_schema()::regnamespace
+      and not i.indisvalid`;
+  if (bad) await conn.unsafe(`drop index concurrently if exists ${m[1]}`);
 }
 
 /** Splits SQL into statements at each `;` that ends a line; comment-only lines are dropped. */

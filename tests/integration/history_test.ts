@@ -10,9 +10,14 @@ import {
 } from "../../lib/sink/housekeeping.ts";
 import { listPartitions } from "../../lib/sink/partitions.ts";
 import { renderMetrics } from "../../lib/http/metrics.ts";
-import type { Sql } from "../../lib/sink/db.ts";
+import { connectDb, type Sql } from "../../lib/sink/db.ts";
+import { adminUrl } from "../_pg_admin.ts";
 import { captureLogger, tempSchema, testConfig } from "../_helpers.ts";
-import { assertAggregatesMatch, replayedRecords } from "./_consumer_fixture.ts";
+import {
+  assertAggregatesMatch,
+  freshDatabase,
+  replayedRecords,
+} from "./_consumer_fixture.ts";
 
 const MIGRATIONS = new URL("../../migrations/", import.meta.url);
 
@@ -245,4 +250,36 @@ Deno.test("migrate builds the wiki/time index on every partition, valid on the p
       where x.indrelid = c.oid
         and xi.inhparent = to_regclass('wiki_recent_changes_wiki_time_idx'))`;
   assert.deepEqual([...missing], []);
+});
+
+Deno.test("a concurrent index build that failed (lock timeout) is rebuilt valid by the next migrate", async () => {
+  await using db = await freshDatabase(testConfig().DATABASE_URL);
+  await migrate(db.sql);
+  // As before 0012: no index, not recorded.
+  await db.sql`drop index dead_letters_pending_idx`;
+  await db
+    .sql`delete from schema_migrations where version = '0012_dead_letter_replay'`;
+  const name = new URL(db.url).pathname.slice(1);
+  const root = connectDb(await adminUrl(), { max: 1 });
+  await root.unsafe(`alter database ${name} set lock_timeout = '300ms'`);
+  await root.end();
+  // A transaction holding a snapshot (a dashboard read, a consumer write): the build waits on it.
+  const holder = await db.sql.reserve();
+  await holder`begin isolation level repeatable read`;
+  await holder`select 1 from wiki_history_state`;
+  const fresh = connectDb(db.url, { max: 1 });
+  try {
+    await assert.rejects(
+      migrate(fresh),
+      (e: { code?: string }) => e.code === "55P03",
+    );
+    await holder`commit`;
+    holder.release();
+    assert.deepEqual(await migrate(fresh), ["0012_dead_letter_replay"]);
+    const [idx] = await fresh`select indisvalid from pg_index
+      where indexrelid = 'dead_letters_pending_idx'::regclass`;
+    assert.equal(idx!.indisvalid, true);
+  } finally {
+    await fresh.end();
+  }
 });
