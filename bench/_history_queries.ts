@@ -9,9 +9,9 @@ export interface QueryTimes {
 }
 
 /**
- * p50/p95 of each dashboard query and the research queries. The dashboard is read live, as its
- * users see it: the clock just after the newest row, with the default window (1 h, names
- * `dashboard.*`) and the 24 h one (`dashboard_24h.*`).
+ * p50/p95 of each dashboard query and the research queries. The dashboard is read in live mode
+ * (the clock just after the newest row), with the default window (1 h, names `dashboard.*`) and
+ * the 24 h one (`dashboard_24h.*`); the table was just vacuumed (all pages all-visible).
  */
 export async function measureQueries(
   sql: Sql,

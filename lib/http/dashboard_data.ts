@@ -247,12 +247,13 @@ async function readNewPages(
     order by event_time desc limit ${limit}`;
 }
 
-/** Counts dead letters up to a cap, so the count stays cheap on a large table. */
+/** Counts the dead letters not yet replayed, up to a cap, so the count stays cheap on a large table. */
 async function countDeadLetters(
   tx: Transaction,
 ): Promise<DashboardSnapshot["dead_letters"]> {
   const [dl] = await tx<{ n: number }[]>`
-    select count(*)::int as n from (select 1 from dead_letters limit ${DEAD_LETTER_CAP}) d`;
+    select count(*)::int as n from (
+      select 1 from dead_letters where replayed_at is null limit ${DEAD_LETTER_CAP}) d`;
   return {
     count: dl?.n ?? 0,
     capped: (dl?.n ?? 0) >= DEAD_LETTER_CAP,
