@@ -54,6 +54,9 @@ export interface ReplaySummary {
   still_failing_by_reason?: Record<string, number>;
   /** The first 20 dead letter ids that still fail. */
   still_failing_ids?: string[];
+  /** Set when the run stopped early: what it had committed is counted above. */
+  interrupted?: boolean;
+  error?: string;
 }
 
 const DEFAULT_CHUNK = 500;
@@ -83,9 +86,26 @@ export async function runDlqReplay(
       includeReplayed: options.includeReplayed,
       maxId: await lastDeadLetterId(sql),
     };
-    const summary = options.dryRun
-      ? dryRun(await countDeadLetters(sql, filter, options.limit))
-      : await replayAll(config, sql, filter, { ...options, log });
+    if (options.dryRun) {
+      const summary = dryRun(
+        await countDeadLetters(sql, filter, options.limit),
+      );
+      options.print(JSON.stringify(summary));
+      return summary;
+    }
+    const tally = new Tally();
+    try {
+      await replayAll(config, sql, filter, tally, { ...options, log });
+    } catch (err) {
+      // What this run committed before it stopped, so the operator knows what is done.
+      options.print(JSON.stringify({
+        ...tally.summary,
+        ...(options.signal.aborted ? { interrupted: true } : {}),
+        error: (err as Error)?.message ?? String(err),
+      }));
+      throw err;
+    }
+    const summary = tally.summary;
     options.print(JSON.stringify(summary));
     log.info("dlq replay finished", { ...summary });
     return summary;
@@ -104,8 +124,9 @@ async function replayAll(
   config: Config,
   sql: Sql,
   filter: DeadLetterFilter,
+  tally: Tally,
   options: ReplayOptions,
-): Promise<ReplaySummary> {
+): Promise<void> {
   const sink = createSink(
     (session) =>
       connectDb(config.DATABASE_URL, {
@@ -116,7 +137,6 @@ async function replayAll(
     // No dead-letter publisher: a row still rejected is already in the table and the topic.
     { log: options.log, redactDeletedPages: config.REDACT_DELETED_PAGES },
   );
-  const tally = new Tally();
   const chunk = options.chunk ?? DEFAULT_CHUNK;
   try {
     let afterId = "0";
@@ -137,7 +157,6 @@ async function replayAll(
   } finally {
     await sink.close();
   }
-  return tally.summary;
 }
 
 /** Decodes one page as the consumer would, writes what decodes, and counts the outcome. */

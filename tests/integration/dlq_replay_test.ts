@@ -23,6 +23,25 @@ import {
   setUp,
 } from "./_dlq_fixture.ts";
 
+/** Stores recorded records as dead letters the database rejected, as the consumer would. */
+async function storeLetters(
+  sql: Sql,
+  records: ReplayedRecord[],
+): Promise<void> {
+  await sql`insert into dead_letters ${
+    sql(records.map((r, i) => ({
+      topic: "t.rc",
+      partition: 0,
+      offset: String(i),
+      key: Buffer.from(r.key),
+      value: Buffer.from(r.value),
+      headers: { "dlq.reason": "database_rejected" } as never,
+      reason: "database_rejected",
+      error: "23514 test",
+    })))
+  }`;
+}
+
 function byReason(rows: { reason: string }[]): Record<string, number> {
   return rows.reduce<Record<string, number>>((m, r) => {
     m[r.reason] = (m[r.reason] ?? 0) + 1;
@@ -244,19 +263,7 @@ Deno.test("dlq:replay exits 2 on bad flags", async (t) => {
 Deno.test("dlq:replay leaves a dead letter whose row is below the retention horizon unmarked, and says so", async () => {
   await using db = await freshDatabase(testConfig().DATABASE_URL);
   await migrate(db.sql);
-  const records = replayedRecords(10);
-  await db.sql`insert into dead_letters ${
-    db.sql(records.map((r, i) => ({
-      topic: "t.rc",
-      partition: 0,
-      offset: String(i),
-      key: Buffer.from(r.key),
-      value: Buffer.from(r.value),
-      headers: { "dlq.reason": "database_rejected" } as never,
-      reason: "database_rejected",
-      error: "23514 test",
-    })))
-  }`;
+  await storeLetters(db.sql, replayedRecords(10));
   // Retention dropped the recorded rows' months: the merge refuses them.
   await db
     .sql`update wiki_history_state set retained_from = '2100-01-01T00:00:00Z'`;
@@ -279,4 +286,41 @@ Deno.test("dlq:replay leaves a dead letter whose row is below the retention hori
   assert.equal(again.code, 0, again.stderr);
   assert.equal(again.summary!.replayed, 10);
   assert.equal(again.summary!.written, 10);
+});
+
+Deno.test("dlq:replay stopped between chunks prints what it committed", async () => {
+  await using db = await freshDatabase(testConfig().DATABASE_URL);
+  const config = testConfig({ DATABASE_URL: db.url });
+  await migrate(db.sql);
+  await storeLetters(db.sql, replayedRecords(200));
+  // Every write takes the retention lock shared: held exclusively, the first chunk waits on it.
+  const locker = await db.sql.reserve();
+  await locker`select pg_advisory_lock(hashtext('wikistream.retention'))`;
+  const stop = new AbortController();
+  const printed: string[] = [];
+  const replaying = runDlqReplay(config, {
+    log: captureLogger("error"),
+    signal: stop.signal,
+    print: (l) => printed.push(l),
+    chunk: 40,
+  });
+  try {
+    await eventually(async () => {
+      const [w] = await db.sql`select count(*)::int as n from pg_locks
+        where locktype = 'advisory' and not granted`;
+      return w!.n >= 1;
+    }, 30_000);
+    stop.abort(); // Ctrl-C while the first chunk's write is in flight
+  } finally {
+    await locker`select pg_advisory_unlock(hashtext('wikistream.retention'))`;
+    locker.release();
+  }
+  await assert.rejects(replaying);
+  assert.equal(printed.length, 1, "one summary line, also when stopped");
+  const summary = JSON.parse(printed[0]!);
+  assert.equal(summary.interrupted, true);
+  assert.equal(summary.replayed, 40, "the write in flight was finished");
+  const [m] = await db
+    .sql`select count(*)::int as n from dead_letters where replayed_at is not null`;
+  assert.equal(m!.n, summary.replayed, "the summary says what is marked");
 });
