@@ -102,16 +102,28 @@ function setFlag(flags: Flags, key: keyof Flags, value: unknown): void {
   }
 }
 
+/** A date (UTC midnight) or a time with its offset, e.g. 2024-04-26 or 2024-04-26T10:00:00Z. */
+const ISO_TIME =
+  /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2}))?$/;
+
+/**
+ * An ISO-8601 date or time as UTC ISO text. A time must carry its offset (Z or ±HH:MM: never
+ * the machine's zone), and every field must exist (no 2024-02-30, no 24:00).
+ */
 function parseTime(key: "since" | "until", value: unknown): string {
+  const m = typeof value === "string" ? ISO_TIME.exec(value) : null;
+  const [y, mo, d, h = "0", mi = "0", sec = "0"] = m ? m.slice(1) : [];
+  const day = new Date(Date.UTC(Number(y), Number(mo) - 1, Number(d)));
   if (
-    typeof value !== "string" || Number.isNaN(Date.parse(value)) ||
-    !/^\d{4}-\d{2}-\d{2}/.test(value)
+    !m || day.getUTCMonth() !== Number(mo) - 1 ||
+    day.getUTCDate() !== Number(d) || Number(h) > 23 || Number(mi) > 59 ||
+    Number(sec) > 59
   ) {
     throw new ConfigError(
-      `Invalid flag --${key}: expected an ISO-8601 time such as 2024-04-26T00:00:00Z`,
+      `Invalid flag --${key}: expected an ISO-8601 date or a time with its offset, such as 2024-04-26 or 2024-04-26T00:00:00Z`,
     );
   }
-  return new Date(value).toISOString();
+  return new Date(value as string).toISOString();
 }
 
 /** `--reason a,b --reason c`: known reasons, each once, in the order given. */

@@ -63,3 +63,28 @@ Deno.test("parseFlags() refuses the replay's flags on other commands", () => {
     );
   }
 });
+
+Deno.test("parseFlags() takes --since/--until as a UTC date or a time with its offset, nothing looser", () => {
+  assert.deepEqual(parseFlags(["--since", "2024-04-26"], ["since"]), {
+    since: "2024-04-26T00:00:00.000Z",
+  });
+  assert.deepEqual(
+    parseFlags(["--since", "2024-04-26T02:00:00+02:00"], ["since"]),
+    { since: "2024-04-26T00:00:00.000Z" },
+  );
+  for (
+    const bad of [
+      "2024-04-26T00:00:00", // no offset: would depend on the machine's zone
+      "2024-02-30T00:00:00Z",
+      "2024-04-26T24:00:00Z",
+      "2024-04-26 00:00:00Z",
+      "yesterday",
+    ]
+  ) {
+    assert.throws(
+      () => parseFlags([`--since=${bad}`], ["since"]),
+      /Invalid flag --since: expected an ISO-8601 date or a time with its offset/,
+      bad,
+    );
+  }
+});
