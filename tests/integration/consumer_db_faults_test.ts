@@ -58,6 +58,19 @@ Deno.test("consumer: the main table locked for 15 s under a 300 ms lock_timeout 
   }
 });
 
+/** While writes fail: /healthz unhealthy naming the SQLSTATE, and the metric counts it. */
+async function assertNamedUnhealthy(
+  run: Awaited<ReturnType<typeof startFaultRun>>,
+  code: string,
+): Promise<void> {
+  await eventually(() => !run.consumer.health().ok, 30_000);
+  assert.match(run.consumer.health().reason ?? "", new RegExp(code));
+  assert.match(
+    await renderMetrics({ consumer: run.consumer.stats }),
+    new RegExp(`wikistream_db_write_errors_total\\{code="${code}"\\} [1-9]`),
+  );
+}
+
 Deno.test("consumer: a revoked grant, then re-granted, costs no row and no dead letter", async () => {
   const base = testConfig({ KAFKA_PARTITIONS: "3" });
   let roleName = "";
@@ -76,13 +89,7 @@ Deno.test("consumer: a revoked grant, then re-granted, costs no row and no dead 
         4000,
         run.log,
       );
-      // Unhealthy while writes fail, naming the cause.
-      await eventually(() => !run.consumer.health().ok, 30_000);
-      assert.match(run.consumer.health().reason ?? "", /42501/);
-      assert.match(
-        await renderMetrics({ consumer: run.consumer.stats }),
-        /wikistream_db_write_errors_total\{code="42501"\} [1-9]/,
-      );
+      await assertNamedUnhealthy(run, "42501");
       await role.admin.unsafe(
         `grant insert on wiki_recent_changes to ${role.name}`,
       );
@@ -114,6 +121,7 @@ Deno.test("consumer: a read-only database (25006), then writable again, costs no
     );
     await terminateBackends(root, dbName);
     await eventually(() => faultSeen(run, "25006"), 30_000);
+    await assertNamedUnhealthy(run, "25006");
     await new Promise((r) => setTimeout(r, 5000)); // several retries while read-only
     await root.unsafe(
       `alter database ${dbName} reset default_transaction_read_only`,
@@ -146,6 +154,7 @@ Deno.test("consumer: a column renamed by a bad deploy (42703), then renamed back
     await db
       .sql`alter table wiki_recent_changes rename column comment to comment_x`;
     await eventually(() => faultSeen(run, "42703"), 30_000);
+    await assertNamedUnhealthy(run, "42703");
     await new Promise((r) => setTimeout(r, 5000)); // several retries while the column is missing
     await db
       .sql`alter table wiki_recent_changes rename column comment_x to comment`;
