@@ -35,24 +35,34 @@ export async function lastDeadLetterId(sql: Sql): Promise<string> {
   return r!.id;
 }
 
-/** The next `limit` dead letters matching `filter` with an id above `afterId`, by id. */
+/** A page holds at most this many bytes of values (and always at least one letter). */
+const PAGE_BYTES = 32 * 1024 * 1024;
+
+/**
+ * The next dead letters matching `filter` with an id above `afterId`, by id: at most `limit`,
+ * and no more than PAGE_BYTES of values (1 MiB records must not make a 500-letter page 500 MiB).
+ */
 export async function selectDeadLetters(
   sql: Sql,
   filter: DeadLetterFilter,
   page: { afterId: string; limit: number },
 ): Promise<StoredDeadLetter[]> {
-  const rows = await sql<StoredDeadLetter[]>`
+  // bytea arrives as a Buffer, which is a Uint8Array: used as it is, no copy.
+  return await sql<StoredDeadLetter[]>`
     select id::text as id, topic, partition, "offset"::text as "offset", key, value, headers,
       reason, received_at
-    from dead_letters
-    where id > ${page.afterId}::bigint ${where(sql, filter)}
-    order by dead_letters.id -- the column: the bare name would sort the text alias
-    limit ${page.limit}`;
-  return rows.map((r) => ({
-    ...r,
-    key: r.key ? new Uint8Array(r.key) : null,
-    value: r.value ? new Uint8Array(r.value) : null,
-  }));
+    from dead_letters d
+    where d.id in (
+      select id from (
+        select id, sum(coalesce(octet_length(value), 0) + coalesce(octet_length(key), 0))
+          over (order by id) as upto
+        from dead_letters
+        where id > ${page.afterId}::bigint ${where(sql, filter)}
+        order by id limit ${page.limit}) p
+      where p.upto <= ${PAGE_BYTES} or p.id = (
+        select min(id) from dead_letters
+        where id > ${page.afterId}::bigint ${where(sql, filter)}))
+    order by d.id -- the column: the bare name would sort the text alias`;
 }
 
 /** How many dead letters match `filter` (the first `limit` by id), by reason. */

@@ -2,6 +2,10 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { migrate } from "../../lib/sink/migrate.ts";
+import {
+  lastDeadLetterId,
+  selectDeadLetters,
+} from "../../lib/sink/dead_letter_rows.ts";
 import { startConsumer } from "../../lib/pipeline/consumer.ts";
 import { runDlqReplay } from "../../lib/pipeline/dlq_replay.ts";
 import { main as replayMain } from "../../dlq_replay.ts";
@@ -323,4 +327,29 @@ Deno.test("dlq:replay stopped between chunks prints what it committed", async ()
   const [m] = await db
     .sql`select count(*)::int as n from dead_letters where replayed_at is not null`;
   assert.equal(m!.n, summary.replayed, "the summary says what is marked");
+});
+
+Deno.test("dlq:replay pages by bytes as well as by count: large records never fill memory", async () => {
+  await using db = await freshDatabase(testConfig().DATABASE_URL);
+  await migrate(db.sql);
+  // Three 12 MiB values and one of 40 MiB (bigger than a page on its own).
+  for (const [i, mib] of [[0, 12], [1, 12], [2, 12], [3, 40]] as const) {
+    await db.sql`insert into dead_letters
+      (topic, partition, "offset", value, reason, error)
+      values ('t.rc', 0, ${i}, convert_to(repeat('x', ${
+      mib * 1024 * 1024
+    }), 'UTF8'),
+        'too_large', 'test')`;
+  }
+  const filter = { maxId: await lastDeadLetterId(db.sql) };
+  const page = (afterId: string) =>
+    selectDeadLetters(db.sql, filter, { afterId, limit: 500 });
+  const first = await page("0");
+  assert.deepEqual(first.map((l) => l.offset), ["0", "1"], "24 MiB, not 36");
+  const second = await page(first.at(-1)!.id);
+  assert.deepEqual(second.map((l) => l.offset), ["2"]);
+  const third = await page(second.at(-1)!.id);
+  assert.deepEqual(third.map((l) => l.offset), ["3"], "one letter at least");
+  assert.equal(third[0]!.value!.length, 40 * 1024 * 1024);
+  assert.equal((await page(third[0]!.id)).length, 0);
 });
