@@ -204,14 +204,15 @@ function causeChain(err: unknown): Error[] {
 
 /**
  * Whether a PostgreSQL error is about one row's data, so that the row (and only it) may be
- * dead-lettered: class 22 (data exception) or 23 (integrity constraint violation). Everything
- * else (a lock timeout, a revoked grant, a missing column, a read-only or failing server) is
- * about the database, and is retried without dead-lettering anything.
+ * dead-lettered: class 22 (data exception), 23 (integrity constraint violation), or 54000 (a
+ * value past a limit, e.g. "index row requires 27024 bytes, maximum size is 8191" for a huge
+ * title). Everything else (a lock timeout, a revoked grant, a missing column, a read-only or
+ * failing server) is about the database, and is retried without dead-lettering anything.
  */
 export function isRowError(err: unknown): boolean {
   const e = err as { name?: unknown; code?: unknown } | null;
   return e?.name === "PostgresError" && typeof e.code === "string" &&
-    /^(22|23)/.test(e.code);
+    (/^(22|23)/.test(e.code) || e.code === "54000");
 }
 
 /**

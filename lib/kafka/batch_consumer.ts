@@ -62,7 +62,7 @@ export interface BatchConsumerOptions {
   /** Fetch size per request; default 2 MiB (with write-behind one fetch waits beside each write). */
   maxBytes?: number;
   sessionTimeout?: number;
-  /** Partitions handled at once (each on its own DB connection); default 3. */
+  /** Partitions handled at once (their writes may share a transaction); default 3. */
   concurrency?: number;
   /** Adds the milliseconds of Kafka fetches and offset commits. */
   times?: Pick<StageTimes, "fetch" | "offset_commit">;

@@ -185,7 +185,8 @@ select kafka_partition, count(*)::int as inserted from ins group by 1`;
 export function copyNumbers(rows: readonly SinkRow[]): number[] {
   const seen = new Map<string, number>();
   return rows.map((r) => {
-    const key = `${r.wiki}\t${r.rcid}`;
+    // As the SQL compares them: rcid as a number ("0123" and "123" are one change).
+    const key = `${r.wiki}\t${BigInt(r.rcid)}`;
     const n = (seen.get(key) ?? 0) + 1;
     seen.set(key, n);
     return n;

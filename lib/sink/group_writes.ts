@@ -75,6 +75,12 @@ async function writeGroup(sink: Sink, group: Pending[]): Promise<void> {
         group.flatMap((p) => p.deadLetters),
       );
   } catch (err) {
+    // PostgreSQL refused the combined write for something one caller's rows may cause (a
+    // non-row error, e.g. a limit): write each alone, so one partition's fault stays its own.
+    if (group.length > 1 && answeredByDatabase(err)) {
+      for (const p of group) await writeGroup(sink, [p]);
+      return;
+    }
     for (const p of group) p.done.reject(err);
     return;
   }
@@ -103,6 +109,13 @@ function shareOf(result: WriteResult, p: Pending): WriteResult {
     deadLettered,
     byPartition,
   };
+}
+
+/** An error PostgreSQL answered on a live connection (not an outage, a timeout or a lost pool). */
+function answeredByDatabase(err: unknown): boolean {
+  const e = err as { name?: unknown; code?: unknown } | null;
+  return e?.name === "PostgresError" && typeof e.code === "string" &&
+    !/^(08|57|53|58)/.test(e.code);
 }
 
 function partitionsOf(

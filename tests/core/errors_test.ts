@@ -12,7 +12,7 @@ function pgError(code: string): Error {
 }
 
 Deno.test("isRowError() accepts only data exceptions and integrity violations", async (t) => {
-  for (const code of ["22003", "22P02", "22P05", "23505", "23514"]) {
+  for (const code of ["22003", "22P02", "22P05", "23505", "23514", "54000"]) {
     await t.step(`${code} is about a row`, () => {
       assert.equal(isRowError(pgError(code)), true);
     });
@@ -29,6 +29,7 @@ Deno.test("isRowError() accepts only data exceptions and integrity violations", 
       "08006", // connection failure
       "53300", // too many connections
       "40001", // serialization failure
+      "54001", // statement too complex
     ]
   ) {
     await t.step(`${code} is about the database`, () => {

@@ -124,3 +124,27 @@ Deno.test("groupWrites() writes concurrent partitions' batches together, each ca
     .sql`select sum(changes)::int as n from wiki_activity_minute`;
   assert.equal(agg!.n, 99);
 });
+
+Deno.test("a row past an index limit (54000) is dead-lettered alone; the partitions grouped with it are written", async () => {
+  const config = testConfig();
+  await using db = await tempSchema(config);
+  await migrate(db.sql);
+  const sink = groupWrites(createSink(db.sql, { log: captureLogger("warn") }));
+  const rows = recordedRows();
+  const a = rows.slice(0, 50).map((r) => ({ ...r, kafka_partition: 0 }));
+  const b = rows.slice(50, 100).map((r) => ({ ...r, kafka_partition: 1 }));
+  // A title too big for the page-title index (a btree entry is at most ~8 KB).
+  // Random letters: PostgreSQL compresses a long index entry first, so it must not compress.
+  const title = Array.from(
+    crypto.getRandomValues(new Uint8Array(9000)),
+    (b) => String.fromCharCode(65 + (b % 58)),
+  ).join("");
+  a[3] = { ...a[3]!, title };
+  const first = sink.write(rows.slice(0, 0));
+  const [ra, rb] = await Promise.all([sink.write(a), sink.write(b), first]);
+  assert.deepEqual([ra.inserted, ra.deadLettered.length], [49, 1]);
+  assert.match(ra.deadLettered[0]!.error, /^54000/);
+  assert.deepEqual([rb.inserted, rb.deadLettered.length], [50, 0]);
+  const [n] = await db.sql`select count(*)::int as n from wiki_recent_changes`;
+  assert.equal(n!.n, 99);
+});

@@ -96,3 +96,29 @@ Deno.test("groupWrites() hands a failed group's error to each of its callers, an
   writes[2]!.release();
   assert.equal((await retried).inserted, 1);
 });
+
+Deno.test("groupWrites() writes each caller alone when PostgreSQL refuses the group, so a fault stays its caller's", async () => {
+  const { sink, writes } = gatedSink();
+  const grouped = groupWrites(sink);
+  const a = grouped.write([row(0, 1)]);
+  await tick();
+  const b = grouped.write([row(1, 1)]);
+  const c = grouped.write([row(2, 1)]);
+  writes[0]!.release();
+  await a;
+  await tick();
+  const refused = Object.assign(new Error("permission denied"), {
+    name: "PostgresError",
+    code: "42501",
+  });
+  const bRefused = assert.rejects(b, /permission denied/);
+  writes[1]!.release(refused);
+  await tick();
+  assert.deepEqual(writes[2]!.offsets, ["1:1"]);
+  writes[2]!.release(refused);
+  await tick();
+  assert.deepEqual(writes[3]!.offsets, ["2:1"]);
+  writes[3]!.release();
+  await bRefused;
+  assert.equal((await c).inserted, 1, "the other partition's batch is written");
+});
