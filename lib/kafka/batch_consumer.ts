@@ -205,7 +205,7 @@ async function processBatch(
   { options, log, chain }: Pipeline,
   generation: number,
 ): Promise<void> {
-  const { batch, isRunning, isStale } = payload;
+  const { isRunning, isStale } = payload;
   const lost = new AbortController();
   const beat = heartbeatOrAbandon(payload, lost, log);
   const timer = setInterval(() => void beat(), HEARTBEAT_MS);

@@ -17,7 +17,7 @@ import {
   type StoredDeadLetter,
 } from "../sink/dead_letter_rows.ts";
 import { migrate } from "../sink/migrate.ts";
-import { createSink, type DeadLetter, type Sink } from "../sink/sink.ts";
+import { createSink, type Sink } from "../sink/sink.ts";
 
 /** Options for {@linkcode runDlqReplay}: the selection, then where output and logs go. */
 export interface ReplayOptions {
