@@ -1,14 +1,11 @@
 /** @module `deno task consume`: reads the topic in batches and writes them into PostgreSQL. */
 import { boot, helpRequested, printUsage } from "./lib/core/cli.ts";
-import { ConfigError, dependencyOf } from "./lib/core/errors.ts";
+import { ConfigError } from "./lib/core/errors.ts";
 import { serve } from "./lib/http/serve.ts";
-import { startConsumer } from "./lib/pipeline/consumer.ts";
 import { createApp } from "./lib/http/app.ts";
 import { createLifecycle } from "./lib/core/lifecycle.ts";
 import { createMetrics } from "./lib/http/metrics.ts";
-import { createSupervisor } from "./lib/core/supervisor.ts";
-import { newConsumerStats } from "./lib/sink/batch_handler.ts";
-import { newHousekeepingStats } from "./lib/sink/housekeeping.ts";
+import { superviseConsumer } from "./lib/pipeline/supervise.ts";
 import {
   supervisedHealth,
   supervisedReady,
@@ -24,27 +21,10 @@ export async function main(args = Deno.args): Promise<number> {
   const { config, flags, log } = booted;
   using life = createLifecycle(log);
   const metrics = createMetrics();
-  const stats = newConsumerStats();
-  const housekeepingStats = newHousekeepingStats();
-  const sup = createSupervisor({
-    name: "consumer",
-    dependencies: ["kafka", "postgresql"],
-    // Raw socket errors come from postgres.js: kafkajs wraps its own.
-    dependencyOf: (err) => dependencyOf(err) ?? "postgresql",
+  const { sup, stats, housekeepingStats } = superviseConsumer(config, {
     log,
     signal: life.signal,
-    start: (signal) =>
-      startConsumer(config, {
-        log,
-        signal,
-        stats,
-        housekeepingStats,
-        idleExitMs: flags.idleExitMs,
-        stallMs: config.HEALTH_STALL_SECONDS * 1000,
-        onBatch: (n, ms) => metrics.observeBatch(n, ms / 1000),
-        onDatabase: (up) => sup.mark("postgresql", up),
-      }),
-  });
+  }, { metrics, idleExitMs: flags.idleExitMs });
   const lag = currentLag(sup);
   const app = createApp({
     service: "consumer",

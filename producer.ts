@@ -4,10 +4,8 @@ import { ConfigError } from "./lib/core/errors.ts";
 import { serve } from "./lib/http/serve.ts";
 import { createApp } from "./lib/http/app.ts";
 import { createLifecycle } from "./lib/core/lifecycle.ts";
-import { startProducer } from "./lib/pipeline/producer.ts";
 import { renderMetrics } from "./lib/http/metrics.ts";
-import { createSupervisor } from "./lib/core/supervisor.ts";
-import type { PollerStats } from "./lib/source/poller.ts";
+import { superviseProducer } from "./lib/pipeline/supervise.ts";
 import {
   supervisedHealth,
   supervisedReady,
@@ -21,23 +19,11 @@ export async function main(args = Deno.args): Promise<number> {
   if ("exitCode" in booted) return booted.exitCode;
   const { config, flags, log } = booted;
   using life = createLifecycle(log);
-  const stats = new Map<string, PollerStats>();
-  const sup = createSupervisor({
-    name: "producer",
-    dependencies: ["kafka"],
-    dependencyOf: () => "kafka",
-    log,
-    signal: life.signal,
-    start: (signal) =>
-      startProducer(config, {
-        log,
-        signal,
-        stats,
-        since: flags.since,
-        until: flags.until,
-        onKafka: (up) => sup.mark("kafka", up),
-      }),
-  });
+  const { sup, stats } = superviseProducer(
+    config,
+    { log, signal: life.signal },
+    flags,
+  );
   const app = createApp({
     service: "producer",
     health: () => supervisedHealth(sup),

@@ -5,18 +5,12 @@
  */
 import { boot, type Flags, helpRequested, printUsage } from "./lib/core/cli.ts";
 import { type Config, configEnv } from "./lib/core/config.ts";
-import { ConfigError, dependencyOf } from "./lib/core/errors.ts";
+import { ConfigError } from "./lib/core/errors.ts";
 import { createLifecycle } from "./lib/core/lifecycle.ts";
 import type { Logger } from "./lib/core/log.ts";
 import { serve } from "./lib/http/serve.ts";
-import { startConsumer } from "./lib/pipeline/consumer.ts";
 import { createApp } from "./lib/http/app.ts";
 import { createMetrics, type Metrics } from "./lib/http/metrics.ts";
-import { startProducer } from "./lib/pipeline/producer.ts";
-import { createSupervisor } from "./lib/core/supervisor.ts";
-import { newConsumerStats } from "./lib/sink/batch_handler.ts";
-import { newHousekeepingStats } from "./lib/sink/housekeeping.ts";
-import type { PollerStats } from "./lib/source/poller.ts";
 import {
   allOk,
   supervisedHealth,
@@ -24,6 +18,10 @@ import {
   supervisionSamples,
 } from "./lib/pipeline/supervised.ts";
 import { currentDashboard, currentLag } from "./lib/pipeline/_current.ts";
+import {
+  superviseConsumer,
+  superviseProducer,
+} from "./lib/pipeline/supervise.ts";
 
 /**
  * Starts the local services through scripts/services.sh and returns the settings it printed. The
@@ -127,42 +125,17 @@ function supervisePipeline(
   flags: Flags,
   { log, life, metrics }: PipelineDeps,
 ) {
-  const consumerStats = newConsumerStats();
-  const housekeepingStats = newHousekeepingStats();
-  const producerStats = new Map<string, PollerStats>();
-  const consumer = createSupervisor({
-    name: "consumer",
-    dependencies: ["kafka", "postgresql"],
-    dependencyOf: (err) => dependencyOf(err) ?? "postgresql",
-    log,
-    signal: life.signal,
-    start: (signal) =>
-      startConsumer(config, {
-        log,
-        signal,
-        stats: consumerStats,
-        housekeepingStats,
-        stallMs: config.HEALTH_STALL_SECONDS * 1000,
-        onBatch: (n, ms) => metrics.observeBatch(n, ms / 1000),
-        onDatabase: (up) => consumer.mark("postgresql", up),
-      }),
-  });
-  const producer = createSupervisor({
-    name: "producer",
-    dependencies: ["kafka"],
-    dependencyOf: () => "kafka",
-    log,
-    signal: life.signal,
-    start: (signal) =>
-      startProducer(config, {
-        log,
-        signal,
-        stats: producerStats,
-        since: flags.since,
-        until: flags.until,
-        onKafka: (up) => producer.mark("kafka", up),
-      }),
-  });
+  const deps = { log, signal: life.signal };
+  const {
+    sup: consumer,
+    stats: consumerStats,
+    housekeepingStats,
+  } = superviseConsumer(config, deps, { metrics });
+  const { sup: producer, stats: producerStats } = superviseProducer(
+    config,
+    deps,
+    flags,
+  );
   const lag = currentLag(consumer);
   const app = createApp({
     service: "wikistream",
