@@ -1,4 +1,5 @@
 /** @module Shared by the dlq:replay tests: rejected recorded rows plus a poison record, the task as a subprocess. */
+import type { ReplaySummary } from "../../lib/pipeline/dlq_replay.ts";
 import { Buffer } from "node:buffer";
 import { startConsumer } from "../../lib/pipeline/consumer.ts";
 import { migrate } from "../../lib/sink/migrate.ts";
@@ -17,19 +18,6 @@ export const NO_LOG_ROWS =
 export const FIX =
   "alter table wiki_recent_changes drop constraint ws_test_no_log";
 
-/** The summary line `dlq:replay` prints. */
-export interface Summary {
-  dry_run: boolean;
-  selected: number;
-  selected_by_reason: Record<string, number>;
-  written?: number;
-  duplicates?: number;
-  replayed?: number;
-  still_failing?: number;
-  still_failing_by_reason?: Record<string, number>;
-  still_failing_ids?: string[];
-}
-
 export function isLogRow(r: ReplayedRecord): boolean {
   return (JSON.parse(r.value) as Envelope).row.type === "log";
 }
@@ -38,7 +26,7 @@ export function isLogRow(r: ReplayedRecord): boolean {
 export async function replayTask(
   url: string,
   args: string[],
-): Promise<{ code: number; summary?: Summary; stderr: string }> {
+): Promise<{ code: number; summary?: ReplaySummary; stderr: string }> {
   const env = { DATABASE_URL: url, LOG_LEVEL: "warn", LOG_FORMAT: "json" };
   const out = await new Deno.Command(Deno.execPath(), {
     args: [...(await taskArgs("dlq:replay", env)), ...args],

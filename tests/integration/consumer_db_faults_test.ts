@@ -71,6 +71,27 @@ async function assertNamedUnhealthy(
   );
 }
 
+/** Once the fault shows (named, unhealthy), keeps it 5 s (several retries), then `undo`es it. */
+async function holdThenUndo(
+  run: Awaited<ReturnType<typeof startFaultRun>>,
+  code: string,
+  undo: () => Promise<void>,
+): Promise<void> {
+  await eventually(() => faultSeen(run, code), 30_000);
+  await assertNamedUnhealthy(run, code);
+  await new Promise((r) => setTimeout(r, 5000));
+  await undo();
+}
+
+/** The write was retried on `code` more than once, and the retries were logged naming it. */
+function assertRetriedAndLogged(
+  run: Awaited<ReturnType<typeof startFaultRun>>,
+  code: string,
+): void {
+  assert.ok(run.consumer.stats.dbErrorsByCode[code]! > 1, "retried");
+  assert.ok(retryLogged(run, code), `${code} is named in the logs`);
+}
+
 Deno.test("consumer: a revoked grant, then re-granted, costs no row and no dead letter", async () => {
   const base = testConfig({ KAFKA_PARTITIONS: "3" });
   let roleName = "";
@@ -120,19 +141,14 @@ Deno.test("consumer: a read-only database (25006), then writable again, costs no
       `alter database ${dbName} set default_transaction_read_only = on`,
     );
     await terminateBackends(root, dbName);
-    await eventually(() => faultSeen(run, "25006"), 30_000);
-    await assertNamedUnhealthy(run, "25006");
-    await new Promise((r) => setTimeout(r, 5000)); // several retries while read-only
-    await root.unsafe(
-      `alter database ${dbName} reset default_transaction_read_only`,
-    );
-    await terminateBackends(root, dbName);
+    await holdThenUndo(run, "25006", async () => {
+      await root.unsafe(
+        `alter database ${dbName} reset default_transaction_read_only`,
+      );
+      await terminateBackends(root, dbName);
+    });
     await assertRecoveredWithoutLoss(run, db.sql, await publishing);
-    assert.ok(run.consumer.stats.dbErrorsByCode["25006"]! > 1, "retried");
-    assert.ok(
-      retryLogged(run, "25006"),
-      "the read-only error is named in the logs",
-    );
+    assertRetriedAndLogged(run, "25006");
   } finally {
     await run.close();
     await root.end();
@@ -153,17 +169,12 @@ Deno.test("consumer: a column renamed by a bad deploy (42703), then renamed back
     // The partitioned parent renames the column in every partition too.
     await db
       .sql`alter table wiki_recent_changes rename column comment to comment_x`;
-    await eventually(() => faultSeen(run, "42703"), 30_000);
-    await assertNamedUnhealthy(run, "42703");
-    await new Promise((r) => setTimeout(r, 5000)); // several retries while the column is missing
-    await db
-      .sql`alter table wiki_recent_changes rename column comment_x to comment`;
+    await holdThenUndo(run, "42703", async () => {
+      await db
+        .sql`alter table wiki_recent_changes rename column comment_x to comment`;
+    });
     await assertRecoveredWithoutLoss(run, db.sql, await publishing);
-    assert.ok(run.consumer.stats.dbErrorsByCode["42703"]! > 1, "retried");
-    assert.ok(
-      retryLogged(run, "42703"),
-      "the missing column is named in the logs",
-    );
+    assertRetriedAndLogged(run, "42703");
   } finally {
     await run.close();
   }
