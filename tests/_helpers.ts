@@ -24,12 +24,16 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
 /** Creates a fresh schema owned by DATABASE_URL's role; dispose drops it (as that role). */
 export async function tempSchema(
   config: Config,
-  options: { adminUrl?: string } = {},
+  options: { adminUrl?: string; onQuery?: (query: string) => void } = {},
 ): Promise<{ name: string; sql: Sql } & AsyncDisposable> {
   const name = `t_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
   // The pipeline's role cannot create schemas: the superuser makes one the role owns.
   await createOwnedSchema(config.DATABASE_URL, name, options);
-  const sql = connectDb(config.DATABASE_URL, { schema: name, max: 2 });
+  const sql = connectDb(config.DATABASE_URL, {
+    schema: name,
+    max: 2,
+    ...(options.onQuery ? { onQuery: options.onQuery } : {}),
+  });
   return {
     name,
     sql,

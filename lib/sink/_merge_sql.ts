@@ -60,7 +60,8 @@ const COUNTS = `count(*),
     coalesce(sum(greatest(coalesce(old_len, 0) - coalesce(new_len, 0), 0))
       filter (where change_type in ('edit', 'new')), 0)`;
 
-const ADD_COUNTS = `changes = a.changes + excluded.changes,
+/** The rollup upserts' update: the counters of the row being added (`excluded`) added to `a`. */
+export const ADD_COUNTS = `changes = a.changes + excluded.changes,
     edits = a.edits + excluded.edits,
     new_pages = a.new_pages + excluded.new_pages,
     log_events = a.log_events + excluded.log_events,
@@ -168,7 +169,7 @@ with s as materialized (${STAGED_COPY}), ins as (
     and ${FILL_WHERE.replaceAll("excluded.", "s.")}
 ), up as (
   insert into wiki_activity_minute as a
-  select wiki, date_trunc('minute', event_time), ${COUNTS}
+  select wiki, date_trunc('minute', event_time, 'UTC'), ${COUNTS}
   from ins group by 1, 2 order by 1, 2
   on conflict (wiki, minute) do update set ${ADD_COUNTS}
 ), up_hour as (

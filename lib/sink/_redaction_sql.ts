@@ -1,6 +1,12 @@
 /** @module The SQL of redactions: recording visibility changes and page events, applying them. */
 
-const STAGE = "pg_temp.wikistream_stage_text";
+/**
+ * The batch's own rows as the redaction statements look them up, from a JSON array parameter
+ * (built by the client, see `batchKeys` in redactions.ts): each row's revision id, a log row's
+ * log id, a non-log row's title.
+ */
+const keys = (n: number) =>
+  `jsonb_to_recordset($${n}::text::jsonb) as k(wiki text, rev_id bigint, log_id bigint, title text)`;
 
 /** Records visibility changes ($1: JSON array); hidden bits only ever add up (order-free). */
 export const RECORD_VISIBILITY_SQL = `
@@ -31,30 +37,31 @@ on conflict (wiki, title) do update set
 where excluded.log_id > d.log_id`;
 
 /**
- * Whether the batch's own rows meet a recorded visibility change (`visibility`) or page deletion
- * or restore (`pages`): the part of the candidates of APPLY_VISIBILITY_SQL and
- * APPLY_PAGE_DELETIONS_SQL that comes from the staged rows. When neither the batch records one
+ * Whether the batch's own rows ($1, see `keys`) meet a recorded visibility change (`visibility`)
+ * or page deletion or restore (`pages`): the part of the candidates of APPLY_VISIBILITY_SQL and
+ * APPLY_PAGE_DELETIONS_SQL that comes from the batch. When neither the batch records one
  * nor its rows meet one, the statement would change nothing, and is skipped: it costs a plan and
  * an executor start over every partition of wiki_recent_changes.
  */
 export const KNOWN_REDACTIONS_SQL = `
+with s as materialized (select * from ${keys(1)})
 select exists (
-    select from ${STAGE} s join wiki_visibility_changes v
-      on v.wiki = s.wiki and v.target = 'revision' and v.target_id = s.rev_id::bigint
+    select from s join wiki_visibility_changes v
+      on v.wiki = s.wiki and v.target = 'revision' and v.target_id = s.rev_id
     where s.rev_id is not null
   ) or exists (
-    select from ${STAGE} s join wiki_visibility_changes v
-      on v.wiki = s.wiki and v.target = 'logging' and v.target_id = s.log_id::bigint
-    where s.change_type = 'log' and s.log_id is not null
+    select from s join wiki_visibility_changes v
+      on v.wiki = s.wiki and v.target = 'logging' and v.target_id = s.log_id
+    where s.log_id is not null
   ) as visibility,
   exists (
-    select from ${STAGE} s join wiki_page_deletions d on d.wiki = s.wiki and d.title = s.title
-    where s.title is not null and s.change_type <> 'log'
+    select from s join wiki_page_deletions d on d.wiki = s.wiki and d.title = s.title
+    where s.title is not null
   ) as pages`;
 
 /**
  * Applies the known visibility changes to the rows they concern: the targets recorded now ($1)
- * and the targets of the batch's own rows (a redaction that arrived before its row). Hidden
+ * and the targets of the batch's own rows ($2, a redaction that arrived before its row). Hidden
  * values become NULL in the typed columns and leave `raw`; rows already redacted are not touched.
  */
 export const APPLY_VISIBILITY_SQL = `
@@ -62,10 +69,9 @@ with cand as (
   select wiki, target, target_id from jsonb_to_recordset($1::text::jsonb)
     as x(wiki text, target text, target_id bigint)
   union
-  select wiki, 'revision', rev_id::bigint from ${STAGE} where rev_id is not null
+  select wiki, 'revision', rev_id from ${keys(2)} where rev_id is not null
   union
-  select wiki, 'logging', log_id::bigint from ${STAGE}
-  where change_type = 'log' and log_id is not null
+  select wiki, 'logging', log_id from ${keys(2)} where log_id is not null
 ), known as (
   select v.* from cand join wiki_visibility_changes v using (wiki, target, target_id)
 ), hits as (
@@ -108,7 +114,7 @@ where r.wiki = h.wiki and r.rcid = h.rcid
 
 /**
  * Applies the latest deletion or restore of each page concerned ($1: the pages recorded now; and
- * the pages of the batch's own rows) to the page's non-log rows: deleted when not newer than the
+ * the pages of the batch's own rows, $3) to the page's non-log rows: deleted when not newer than the
  * deletion, unmarked otherwise. With $2 (REDACT_DELETED_PAGES) a deleted row also loses its
  * comment, user and sha1, in the typed columns and in `raw`.
  */
@@ -116,7 +122,7 @@ export const APPLY_PAGE_DELETIONS_SQL = `
 with cand as (
   select wiki, title from jsonb_to_recordset($1::text::jsonb) as x(wiki text, title text)
   union
-  select wiki, title from ${STAGE} where title is not null and change_type <> 'log'
+  select wiki, title from ${keys(3)} where title is not null
 ), hits as (
   select r.wiki, r.rcid,
     case when d.action = 'delete' and r.event_time <= d.event_time then d.event_time end

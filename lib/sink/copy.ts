@@ -1,4 +1,6 @@
-/** @module COPY text format: the columns written and the encoding of rows into COPY lines. */
+/** @module COPY: the columns written, the encoding of rows into COPY text lines, and running a COPY. */
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import type { SinkRow } from "./sink.ts";
 
 /** The columns written, in COPY order. */
@@ -89,4 +91,37 @@ function escapeCopy(s: string): string {
     ? s.replace(/\\/g, "\\\\").replace(/\t/g, "\\t").replace(/\n/g, "\\n")
       .replace(/\r/g, "\\r")
     : s;
+}
+
+/** The part of a postgres.js query that {@linkcode copyIn} needs. */
+interface CopyQuery {
+  reject: (err: unknown) => void;
+  writable(): Promise<NodeJS.WritableStream>;
+}
+
+/**
+ * Runs `COPY ... FROM STDIN` with the chunks as its data; resolves when the server has stored
+ * them, rejects with the server's error when it refuses them. postgres.js 3.4 (pinned in
+ * deno.json) hands out the stream before the server answers and, when the refusal arrives after
+ * the last chunk, destroys nothing and never calls the stream's final callback, so a plain
+ * `pipeline` would wait forever: the query's own rejection is raced against it.
+ */
+export async function copyIn(
+  tx: { unsafe(query: string): unknown },
+  statement: string,
+  chunks: Iterable<string>,
+): Promise<void> {
+  const query = tx.unsafe(statement) as CopyQuery;
+  const refused = Promise.withResolvers<never>();
+  refused.promise.catch(() => {}); // also rejects when the COPY fails to start
+  const reject = query.reject;
+  query.reject = (err: unknown) => {
+    refused.reject(err);
+    reject(err);
+  };
+  const writable = await query.writable();
+  await Promise.race([
+    pipeline(Readable.from(chunks), writable),
+    refused.promise,
+  ]);
 }

@@ -88,18 +88,42 @@ export async function applyRedactions(
   const { visibility, pages } = redactionsOf(rows);
   const v = JSON.stringify(visibility);
   const p = JSON.stringify(pages);
+  const k = batchKeys(rows);
   // Prepared: planning an update of the partitioned table costs more than running it.
   const run = (sql: string, params: unknown[] = []) =>
     tx.unsafe(sql, params as never[], { prepare: true });
   if (visibility.length > 0) await run(RECORD_VISIBILITY_SQL, [v]);
   if (pages.length > 0) await run(RECORD_PAGE_EVENTS_SQL, [p]);
-  const [known] = await run(KNOWN_REDACTIONS_SQL);
+  const [known] = await run(KNOWN_REDACTIONS_SQL, [k]);
   if (visibility.length > 0 || known?.visibility) {
-    await run(APPLY_VISIBILITY_SQL, [v]);
+    await run(APPLY_VISIBILITY_SQL, [v, k]);
   }
   if (pages.length > 0 || known?.pages) {
-    await run(APPLY_PAGE_DELETIONS_SQL, [p, options.redactDeletedPages]);
+    await run(APPLY_PAGE_DELETIONS_SQL, [p, options.redactDeletedPages, k]);
   }
+}
+
+/**
+ * What the redaction statements look up of the batch's own rows, as a JSON array: a row's
+ * revision id, a log row's log id and a non-log row's title (rows with none are left out).
+ */
+export function batchKeys(rows: readonly ChangeRow[]): string {
+  const out: {
+    wiki: string;
+    rev_id: string | null;
+    log_id: string | null;
+    title: string | null;
+  }[] = [];
+  for (const r of rows) {
+    const log = r.change_type === "log";
+    const rev_id = r.rev_id ?? null;
+    const log_id = log ? r.log_id ?? null : null;
+    const title = log ? null : r.title ?? null;
+    if (rev_id !== null || log_id !== null || title !== null) {
+      out.push({ wiki: r.wiki, rev_id, log_id, title });
+    }
+  }
+  return JSON.stringify(out);
 }
 
 /** The parameters in one shape: `{ type, ids, nfield }` (stream, fv2 API or positional legacy). */

@@ -1,9 +1,16 @@
-/** @module The PostgreSQL sink: COPY into staging, merge idempotently, derive per-minute activity. */
-import { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
+/**
+ * @module The PostgreSQL sink: COPY straight into the table when the rows are new, else COPY into
+ * staging and merge idempotently; derive per-minute, hourly and daily activity.
+ */
 import type { Sql, Transaction } from "./db.ts";
-import { COLUMNS, copyChunks } from "./copy.ts";
+import { COLUMNS, copyChunks, copyIn } from "./copy.ts";
 import { copyNumbers, MERGE_SQL, STAGE_DDL } from "./_merge_sql.ts";
+import {
+  activityJson,
+  directEligible,
+  earliest,
+  ROLLUP_SQL,
+} from "./_direct_sql.ts";
 import { applyRedactions, type RedactionOptions } from "./redactions.ts";
 import { MonthPartitions } from "./partitions.ts";
 import type { ChangeRow } from "../source/normalise.ts";
@@ -88,6 +95,21 @@ export interface SinkOptions {
   redactDeletedPages?: boolean;
   /** Adds the COPY, merge and commit milliseconds of each write. */
   times?: StageTimes;
+  /**
+   * Try a batch of new rows as one COPY straight into the table before staging and merging it
+   * (default true). False always stages and merges: the tests compare the two.
+   */
+  directCopy?: boolean;
+}
+
+/** Writes that stage and merge without trying the direct COPY, after it was refused. */
+const MERGE_AFTER_REFUSAL = 16;
+
+/** The direct COPY was refused (a row already there, bad data, the retention horizon). */
+class DirectRefused extends Error {
+  constructor(readonly reason: unknown) {
+    super("direct COPY refused", { cause: reason });
+  }
 }
 
 /**
@@ -111,6 +133,8 @@ class PostgresSink implements Sink {
   readonly #months = new MonthPartitions();
   /** Errors raised by the dead-letter publisher: Kafka's, never a reason to replace the pool. */
   readonly #publishErrors = new WeakSet<object>();
+  /** Writes left that merge without trying the direct COPY (a redelivery comes in runs). */
+  #mergeOnly = 0;
 
   constructor(db: Sql | PoolFactory, options: SinkOptions) {
     this.#options = options;
@@ -214,12 +238,35 @@ class PostgresSink implements Sink {
     };
   }
 
-  /** Publishes the new dead letters, then writes everything in one transaction. */
+  /**
+   * Publishes the new dead letters, then writes everything in one transaction: directly when the
+   * rows look new, and staged and merged when the database refuses that (in a new transaction).
+   */
   async #writeOnce(
     rows: SinkRow[],
     deadLetters: DeadLetter[],
   ): Promise<Map<number, number>> {
     await this.#publishOnce(deadLetters);
+    const direct = rows.length > 0 && this.#options.directCopy !== false &&
+      this.#mergeOnly === 0 && directEligible(rows);
+    if (!direct) {
+      this.#mergeOnly = Math.max(0, this.#mergeOnly - 1);
+      return await this.#transaction(rows, deadLetters, false);
+    }
+    try {
+      return await this.#transaction(rows, deadLetters, true);
+    } catch (err) {
+      if (!(err instanceof DirectRefused)) throw err;
+      this.#mergeOnly = MERGE_AFTER_REFUSAL;
+      return await this.#transaction(rows, deadLetters, false);
+    }
+  }
+
+  async #transaction(
+    rows: SinkRow[],
+    deadLetters: DeadLetter[],
+    direct: boolean,
+  ): Promise<Map<number, number>> {
     const times = this.#options.times;
     const t0 = performance.now();
     let inTx = 0;
@@ -227,9 +274,16 @@ class PostgresSink implements Sink {
       this.#timeoutMs,
       this.#sql.begin(async (tx) => {
         const t = performance.now();
-        const n = await writeTransaction(tx, rows, deadLetters, {
-          redactDeletedPages: this.#options.redactDeletedPages ?? false,
-        }, times);
+        const n = await writeTransaction(
+          tx,
+          rows,
+          deadLetters,
+          {
+            redactDeletedPages: this.#options.redactDeletedPages ?? false,
+          },
+          direct,
+          times,
+        );
         inTx = performance.now() - t;
         return n;
       }),
@@ -254,22 +308,73 @@ class PostgresSink implements Sink {
 }
 
 /**
- * One write: the rows (COPY into staging, then the merge), the dead letters, and the replayed
- * dead letters these rows came from marked (a rejected row's write rolls back, mark included).
+ * One write: the rows (COPYed straight in, or COPYed into staging and merged), the dead letters,
+ * and the replayed dead letters these rows came from marked (a rejected row's write rolls back,
+ * mark included).
  */
 async function writeTransaction(
   tx: Transaction,
   rows: SinkRow[],
   deadLetters: DeadLetter[],
   redaction: RedactionOptions,
+  direct: boolean,
   times?: StageTimes,
 ): Promise<Map<number, number>> {
   let inserted = new Map<number, number>();
   if (rows.length > 0) {
-    inserted = await copyAndMerge(tx, rows, redaction, times);
+    inserted = direct
+      ? await copyDirect(tx, rows, redaction, times)
+      : await copyAndMerge(tx, rows, redaction, times);
   }
   if (deadLetters.length > 0) await insertDeadLetters(tx, deadLetters);
   await markReplayed(tx, rows);
+  return inserted;
+}
+
+/**
+ * COPYs rows that are all new (see `directEligible`) straight into wiki_recent_changes, adds
+ * them to the rollups as counted by the client, then applies redactions. Throws DirectRefused,
+ * which rolls the transaction back, when the database refuses a row (one already there, bad
+ * data) or a row is below the retention horizon: the write is then staged and merged.
+ */
+async function copyDirect(
+  tx: Transaction,
+  rows: SinkRow[],
+  redaction: RedactionOptions,
+  times?: StageTimes,
+): Promise<Map<number, number>> {
+  const t0 = performance.now();
+  // Held shared until commit: retention (exclusive) never drops a partition under this write.
+  await tx`select pg_advisory_xact_lock_shared(hashtext('wikistream.retention'))`;
+  // A statement of its own: its snapshot is taken after the lock was granted.
+  const [h] = await tx<{ below: boolean }[]>`
+    select retained_from > ${
+    earliest(rows)
+  }::timestamptz as below from wiki_history_state`;
+  if (h?.below !== false) {
+    throw new DirectRefused("below the retention horizon");
+  }
+  try {
+    await copyIn(
+      tx,
+      `copy wiki_recent_changes (${COLUMNS.join(", ")}) from stdin`,
+      copyChunks(rows),
+    );
+  } catch (err) {
+    if (isConnectionFailure(err)) throw err;
+    throw new DirectRefused(err);
+  }
+  const t1 = performance.now();
+  await tx.unsafe(ROLLUP_SQL, [activityJson(rows)], { prepare: true });
+  await applyRedactions(tx, rows, redaction);
+  if (times) {
+    times.copy += t1 - t0;
+    times.merge += performance.now() - t1;
+  }
+  const inserted = new Map<number, number>();
+  for (const r of rows) {
+    inserted.set(r.kafka_partition, (inserted.get(r.kafka_partition) ?? 0) + 1);
+  }
   return inserted;
 }
 
@@ -288,14 +393,14 @@ async function copyAndMerge(
     `create temp table if not exists wikistream_stage_text (${STAGE_DDL})
              on commit delete rows`,
   );
-  const writable = await tx.unsafe(
+  const copies = copyNumbers(rows);
+  await copyIn(
+    tx,
     `copy pg_temp.wikistream_stage_text (${
       COLUMNS.join(", ")
     }, copy_no) from stdin`,
-  )
-    .writable();
-  const copies = copyNumbers(rows);
-  await pipeline(Readable.from(copyChunks(rows, copies)), writable);
+    copyChunks(rows, copies),
+  );
   const t1 = performance.now();
   // Held shared until commit: retention (exclusive) never drops a partition under this write.
   await tx`select pg_advisory_xact_lock_shared(hashtext('wikistream.retention'))`;
