@@ -43,24 +43,35 @@ export const COLUMNS = [
 
 const JSON_COLUMNS = new Set<string>(["log_params", "raw"]);
 
+const CHUNK_BYTES = 262_144;
+const utf8 = new TextEncoder();
+
 /**
- * Encodes rows in COPY text format, ~256 KiB per chunk. Given `extra`, each line ends with one
- * more column, `extra[i]` for the i-th row (the staging table's copy number).
+ * Encodes rows in COPY text format as UTF-8, ~256 KiB per chunk (bytes, so the stream does not
+ * convert each chunk again). Given `extra`, each line ends with one more column, `extra[i]` for
+ * the i-th row (the staging table's copy number).
  */
 export function* copyChunks(
   rows: readonly SinkRow[],
   extra?: readonly number[],
-): Generator<string> {
-  let buf = "";
+): Generator<Uint8Array> {
+  let buf = new Uint8Array(CHUNK_BYTES);
+  let pos = 0;
   for (let i = 0; i < rows.length; i++) {
-    const line = copyLine(rows[i]!);
-    buf += extra ? `${line.slice(0, -1)}\t${extra[i]}\n` : line;
-    if (buf.length > 262_144) {
-      yield buf;
-      buf = "";
+    const line = extra
+      ? `${copyLine(rows[i]!).slice(0, -1)}\t${extra[i]}\n`
+      : copyLine(rows[i]!);
+    const { read, written } = utf8.encodeInto(line, buf.subarray(pos));
+    if (read === line.length) {
+      pos += written;
+      continue;
     }
+    // Full: hand out what is there and start a chunk big enough for the line.
+    if (pos > 0) yield buf.subarray(0, pos);
+    buf = new Uint8Array(Math.max(CHUNK_BYTES, line.length * 3));
+    pos = utf8.encodeInto(line, buf).written;
   }
-  if (buf) yield buf;
+  if (pos > 0) yield buf.subarray(0, pos);
 }
 
 /** One row as a COPY text line. */
@@ -109,7 +120,7 @@ interface CopyQuery {
 export async function copyIn(
   tx: { unsafe(query: string): unknown },
   statement: string,
-  chunks: Iterable<string>,
+  chunks: Iterable<Uint8Array | string>,
 ): Promise<void> {
   const query = tx.unsafe(statement) as CopyQuery;
   const refused = Promise.withResolvers<never>();
