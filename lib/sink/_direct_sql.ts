@@ -49,30 +49,33 @@ select count(*)::int as groups from g`;
 const UTC_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z$/;
 
 /**
- * Whether rows can be COPYed straight into the table: no change twice in the batch (the merge
- * numbers copies) and every event time one the client buckets as PostgreSQL does. Whether a row
- * is already in the table, or below the retention horizon, is the database's to say.
+ * Whether rows can be COPYed straight into the table, and if so their earliest event time
+ * (ISO 8601, for the retention check); null when not. They can when no change is twice in the
+ * batch (the merge numbers copies) and every event time is one the client buckets into the
+ * minute PostgreSQL would (a valid UTC time, not a leap second that PostgreSQL rolls over).
+ * Whether a row is already in the table is the database's to say.
  */
-export function directEligible(rows: readonly SinkRow[]): boolean {
+export function directEarliest(rows: readonly SinkRow[]): string | null {
   const seen = new Set<string>();
+  let min = Infinity;
   for (const r of rows) {
-    if (!UTC_TIME.test(r.event_time)) return false;
+    const t = r.event_time;
+    if (!UTC_TIME.test(t)) return null;
+    const ms = Date.parse(t);
+    if (
+      !(ms >= -62135596800000) || // 0001-01-01: years PostgreSQL and Date agree on
+      new Date(ms).toISOString().slice(0, 16) !== t.slice(0, 16)
+    ) return null;
+    if (ms < min) min = ms;
     // As the SQL compares them: rcid as a number ("0123" and "123" are one change).
     const rcid = r.rcid.length > 1 && r.rcid[0] === "0"
       ? String(BigInt(r.rcid))
       : r.rcid;
     const key = `${r.wiki}\t${rcid}`;
-    if (seen.has(key)) return false;
+    if (seen.has(key)) return null;
     seen.add(key);
   }
-  return true;
-}
-
-/** The earliest event time of the rows, as ISO 8601 (rows must be {@linkcode directEligible}). */
-export function earliest(rows: readonly SinkRow[]): string {
-  let min = Infinity;
-  for (const r of rows) min = Math.min(min, Date.parse(r.event_time));
-  return new Date(min).toISOString();
+  return rows.length > 0 ? new Date(min).toISOString() : null;
 }
 
 /**

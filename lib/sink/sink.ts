@@ -5,12 +5,7 @@
 import type { Sql, Transaction } from "./db.ts";
 import { COLUMNS, copyChunks, copyIn } from "./copy.ts";
 import { copyNumbers, MERGE_SQL, STAGE_DDL } from "./_merge_sql.ts";
-import {
-  activityJson,
-  directEligible,
-  earliest,
-  ROLLUP_SQL,
-} from "./_direct_sql.ts";
+import { activityJson, directEarliest, ROLLUP_SQL } from "./_direct_sql.ts";
 import { applyRedactions, type RedactionOptions } from "./redactions.ts";
 import { MonthPartitions } from "./partitions.ts";
 import type { ChangeRow } from "../source/normalise.ts";
@@ -247,25 +242,28 @@ class PostgresSink implements Sink {
     deadLetters: DeadLetter[],
   ): Promise<Map<number, number>> {
     await this.#publishOnce(deadLetters);
-    const direct = rows.length > 0 && this.#options.directCopy !== false &&
-      this.#mergeOnly === 0 && directEligible(rows);
-    if (!direct) {
+    const earliest = this.#options.directCopy !== false &&
+        this.#mergeOnly === 0
+      ? directEarliest(rows)
+      : null;
+    if (earliest === null) {
       this.#mergeOnly = Math.max(0, this.#mergeOnly - 1);
-      return await this.#transaction(rows, deadLetters, false);
+      return await this.#transaction(rows, deadLetters, null);
     }
     try {
-      return await this.#transaction(rows, deadLetters, true);
+      return await this.#transaction(rows, deadLetters, earliest);
     } catch (err) {
       if (!(err instanceof DirectRefused)) throw err;
       this.#mergeOnly = MERGE_AFTER_REFUSAL;
-      return await this.#transaction(rows, deadLetters, false);
+      return await this.#transaction(rows, deadLetters, null);
     }
   }
 
+  /** One write transaction; given the rows' earliest event time, the direct COPY. */
   async #transaction(
     rows: SinkRow[],
     deadLetters: DeadLetter[],
-    direct: boolean,
+    earliest: string | null,
   ): Promise<Map<number, number>> {
     const times = this.#options.times;
     const t0 = performance.now();
@@ -281,7 +279,7 @@ class PostgresSink implements Sink {
           {
             redactDeletedPages: this.#options.redactDeletedPages ?? false,
           },
-          direct,
+          earliest,
           times,
         );
         inTx = performance.now() - t;
@@ -317,13 +315,13 @@ async function writeTransaction(
   rows: SinkRow[],
   deadLetters: DeadLetter[],
   redaction: RedactionOptions,
-  direct: boolean,
+  earliest: string | null,
   times?: StageTimes,
 ): Promise<Map<number, number>> {
   let inserted = new Map<number, number>();
   if (rows.length > 0) {
-    inserted = direct
-      ? await copyDirect(tx, rows, redaction, times)
+    inserted = earliest !== null
+      ? await copyDirect(tx, rows, earliest, redaction, times)
       : await copyAndMerge(tx, rows, redaction, times);
   }
   if (deadLetters.length > 0) await insertDeadLetters(tx, deadLetters);
@@ -332,7 +330,7 @@ async function writeTransaction(
 }
 
 /**
- * COPYs rows that are all new (see `directEligible`) straight into wiki_recent_changes, adds
+ * COPYs rows that look new (see `directEarliest`) straight into wiki_recent_changes, adds
  * them to the rollups as counted by the client, then applies redactions. Throws DirectRefused,
  * which rolls the transaction back, when the database refuses a row (one already there, bad
  * data) or a row is below the retention horizon: the write is then staged and merged.
@@ -340,6 +338,7 @@ async function writeTransaction(
 async function copyDirect(
   tx: Transaction,
   rows: SinkRow[],
+  earliest: string,
   redaction: RedactionOptions,
   times?: StageTimes,
 ): Promise<Map<number, number>> {
@@ -348,9 +347,7 @@ async function copyDirect(
   await tx`select pg_advisory_xact_lock_shared(hashtext('wikistream.retention'))`;
   // A statement of its own: its snapshot is taken after the lock was granted.
   const [h] = await tx<{ below: boolean }[]>`
-    select retained_from > ${
-    earliest(rows)
-  }::timestamptz as below from wiki_history_state`;
+    select retained_from > ${earliest}::timestamptz as below from wiki_history_state`;
   if (h?.below !== false) {
     throw new DirectRefused("below the retention horizon");
   }
