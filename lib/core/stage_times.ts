@@ -8,9 +8,11 @@ export interface StageTimes {
   decode: number;
   /** Envelope and row schemas, storability checks and normalising into rows. */
   validate: number;
-  /** COPY of the rows into the staging table, encoding included. */
+  /** Encoding the rows' COPY lines, ahead of their write. */
+  encode: number;
+  /** COPY of the rows (straight into the table, or into staging). */
   copy: number;
-  /** The merge statement (cast, insert on conflict, per-minute aggregates). */
+  /** The rollups (or the merge statement) and the redactions. */
   merge: number;
   /** PostgreSQL COMMIT and transaction set-up. */
   db_commit: number;
@@ -23,6 +25,7 @@ export const STAGES = [
   "fetch",
   "decode",
   "validate",
+  "encode",
   "copy",
   "merge",
   "db_commit",
@@ -35,6 +38,7 @@ export function newStageTimes(): StageTimes {
     fetch: 0,
     decode: 0,
     validate: 0,
+    encode: 0,
     copy: 0,
     merge: 0,
     db_commit: 0,

@@ -8,6 +8,7 @@ import type { Logger } from "../core/log.ts";
 import { retry } from "../core/retry.ts";
 import type { DeadLetter, Sink, SinkRow } from "./sink.ts";
 import { deadLetterHeaders, storable } from "./_dead_letter.ts";
+import { encodeAhead } from "./copy.ts";
 
 /** Counters the consumer bumps (metrics read them). */
 export interface ConsumerStats {
@@ -70,7 +71,8 @@ export function newConsumerStats(): ConsumerStats {
 
 /**
  * Splits a batch into rows and dead letters; never throws on bad input. Parses every value
- * first, then validates them, adding each phase's milliseconds to `times` when given.
+ * first, then validates them, then encodes the rows' COPY lines, adding each phase's
+ * milliseconds to `times` when given.
  */
 export function decodeBatch(
   batch: RecordBatch,
@@ -110,9 +112,12 @@ export function decodeBatch(
       deadLetters.push(toDeadLetter(r, err, receivedAt));
     }
   }
+  const t2 = performance.now();
+  encodeAhead(rows);
   if (times) {
     times.decode += t1 - t0;
-    times.validate += performance.now() - t1;
+    times.validate += t2 - t1;
+    times.encode += performance.now() - t2;
   }
   if (deadLetters.length > 1) {
     deadLetters.sort((a, b) => Number(BigInt(a.offset) - BigInt(b.offset)));

@@ -2,6 +2,7 @@
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { SinkRow } from "./sink.ts";
+import { decodeValue } from "./decode.ts";
 
 /** The columns written, in COPY order. */
 export const COLUMNS = [
@@ -46,32 +47,125 @@ const JSON_COLUMNS = new Set<string>(["log_params", "raw"]);
 const CHUNK_BYTES = 262_144;
 const utf8 = new TextEncoder();
 
+/** Rows' COPY lines encoded ahead of their write (views into one buffer per batch). */
+const encoded = new WeakMap<SinkRow, Uint8Array>();
+
 /**
- * Encodes rows in COPY text format as UTF-8, ~256 KiB per chunk (bytes, so the stream does not
- * convert each chunk again). Given `extra`, each line ends with one more column, `extra[i]` for
- * the i-th row (the staging table's copy number).
+ * What `raw` of a row encoded ahead holds: its parsed JSON is let go once in the COPY line (and
+ * decoded again from the row's record in the rare case a copy of the row is encoded).
+ */
+const RELEASED: Record<string, unknown> = Object.freeze({});
+
+/**
+ * Encodes the rows' COPY lines now, while the batch waits for its write (decode ahead), so the
+ * write only sends bytes and never waits on the client's encoding. Each row's `raw` (its whole
+ * parsed record, most of its memory) is then let go: the COPY line holds it, and a row's own
+ * record (`source`) holds the original bytes for a dead letter. The rows must not change
+ * afterwards.
+ */
+export function encodeAhead(rows: readonly SinkRow[]): void {
+  const lines = new Chunks();
+  for (const row of rows) {
+    const at = lines.putString(copyLine(row));
+    encoded.set(row, at.buf.subarray(at.start, at.end));
+    if (row.source) row.raw = RELEASED;
+  }
+}
+
+/** Appends UTF-8 into buffers of at least CHUNK_BYTES; a string is never split. */
+class Chunks {
+  buf = new Uint8Array(CHUNK_BYTES);
+  pos = 0;
+  /** Buffers filled and handed out by `take` (whole buffers: views stay valid). */
+  full: Uint8Array[] = [];
+
+  putString(s: string): { buf: Uint8Array; start: number; end: number } {
+    let { read, written } = utf8.encodeInto(s, this.buf.subarray(this.pos));
+    if (read !== s.length) {
+      this.#next(s.length * 3);
+      ({ read, written } = utf8.encodeInto(s, this.buf));
+    }
+    const start = this.pos;
+    this.pos += written;
+    return { buf: this.buf, start, end: this.pos };
+  }
+
+  putBytes(b: Uint8Array): void {
+    if (this.buf.length - this.pos < b.length) this.#next(b.length);
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+  }
+
+  /** The bytes written so far, if there are enough of them (or `all`). */
+  take(all = false): Uint8Array | undefined {
+    if (this.pos === 0 || (!all && this.pos < CHUNK_BYTES / 2)) {
+      return undefined;
+    }
+    const out = this.buf.subarray(0, this.pos);
+    this.buf = new Uint8Array(CHUNK_BYTES);
+    this.pos = 0;
+    return out;
+  }
+
+  #next(need: number): void {
+    if (this.pos > 0) this.full.push(this.buf.subarray(0, this.pos));
+    this.buf = new Uint8Array(Math.max(CHUNK_BYTES, need));
+    this.pos = 0;
+  }
+}
+
+/**
+ * The rows in COPY text format as UTF-8 chunks (bytes, so the stream does not convert them
+ * again): the lines encoded ahead are sent as they are, adjacent ones as one chunk; others are
+ * encoded here. Given `extra`, each line ends with one more column, `extra[i]` for the i-th row
+ * (the staging table's copy number).
  */
 export function* copyChunks(
   rows: readonly SinkRow[],
   extra?: readonly number[],
 ): Generator<Uint8Array> {
-  let buf = new Uint8Array(CHUNK_BYTES);
-  let pos = 0;
+  const out = new Chunks();
+  let run: Uint8Array | undefined;
   for (let i = 0; i < rows.length; i++) {
-    const line = extra
-      ? `${copyLine(rows[i]!).slice(0, -1)}\t${extra[i]}\n`
-      : copyLine(rows[i]!);
-    const { read, written } = utf8.encodeInto(line, buf.subarray(pos));
-    if (read === line.length) {
-      pos += written;
+    const row = rows[i]!;
+    const pre = encoded.get(row);
+    if (pre && !extra) {
+      yield* out.full.splice(0);
+      const last = out.take(true);
+      if (last) yield last;
+      if (run && adjacent(run, pre) && run.length < 4 * CHUNK_BYTES) {
+        run = new Uint8Array(
+          run.buffer,
+          run.byteOffset,
+          run.length + pre.length,
+        );
+      } else {
+        if (run) yield run;
+        run = pre;
+      }
       continue;
     }
-    // Full: hand out what is there and start a chunk big enough for the line.
-    if (pos > 0) yield buf.subarray(0, pos);
-    buf = new Uint8Array(Math.max(CHUNK_BYTES, line.length * 3));
-    pos = utf8.encodeInto(line, buf).written;
+    if (run) yield run;
+    run = undefined;
+    if (pre) {
+      out.putBytes(pre.subarray(0, -1)); // without its newline
+      out.putString(`\t${extra![i]}\n`);
+    } else {
+      const line = copyLine(row);
+      out.putString(extra ? `${line.slice(0, -1)}\t${extra[i]}\n` : line);
+    }
+    yield* out.full.splice(0);
+    const chunk = out.take();
+    if (chunk) yield chunk;
   }
-  if (pos > 0) yield buf.subarray(0, pos);
+  if (run) yield run;
+  yield* out.full.splice(0);
+  const last = out.take(true);
+  if (last) yield last;
+}
+
+function adjacent(a: Uint8Array, b: Uint8Array): boolean {
+  return a.buffer === b.buffer && a.byteOffset + a.length === b.byteOffset;
 }
 
 /** One row as a COPY text line. */
@@ -80,9 +174,15 @@ export function copyLine(row: SinkRow): string {
   for (let i = 0; i < COLUMNS.length; i++) {
     const col = COLUMNS[i]!;
     if (i > 0) line += "\t";
-    line += copyValue(row[col], JSON_COLUMNS.has(col));
+    const v = col === "raw" && row.raw === RELEASED ? rawAgain(row) : row[col];
+    line += copyValue(v, JSON_COLUMNS.has(col));
   }
   return line + "\n";
+}
+
+/** The `raw` of a row encoded ahead (then copied, e.g. by a test), decoded again from its record. */
+function rawAgain(row: SinkRow): unknown {
+  return decodeValue(row.source!.value).raw;
 }
 
 function copyValue(v: unknown, json: boolean): string {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { copyChunks, copyLine } from "../../lib/sink/copy.ts";
+import { copyChunks, copyLine, encodeAhead } from "../../lib/sink/copy.ts";
 import { decodeValue } from "../../lib/sink/decode.ts";
 import type { SinkRow } from "../../lib/sink/sink.ts";
 import { encode, envelope, validRow } from "../_arbitraries.ts";
@@ -25,15 +25,25 @@ Deno.test("copyChunks() encodes exactly the rows' COPY lines as UTF-8, whatever 
     return { ...r, title, kafka_partition: 0, kafka_offset: "1" };
   });
   fc.assert(
-    fc.property(fc.array(rowArb, { maxLength: 12 }), (rows) => {
-      const extra = rows.map((_, i) => i + 1);
-      assert.equal(join(copyChunks(rows)), rows.map(copyLine).join(""));
-      assert.equal(
-        join(copyChunks(rows, extra)),
-        rows.map((r, i) => `${copyLine(r).slice(0, -1)}\t${i + 1}\n`).join(""),
-      );
-      for (const c of copyChunks(rows)) assert.ok(c.byteLength > 0);
-    }),
-    { numRuns: 60 },
+    fc.property(
+      fc.array(fc.tuple(rowArb, fc.nat({ max: 3 })), { maxLength: 12 }),
+      (tagged) => {
+        // Rows encoded ahead in up to three batches (0: not ahead), then written in one order.
+        const rows = tagged.map(([r]) => r);
+        for (const b of [1, 2, 3]) {
+          encodeAhead(tagged.filter(([, t]) => t === b).map(([r]) => r));
+        }
+        const extra = rows.map((_, i) => i + 1);
+        assert.equal(join(copyChunks(rows)), rows.map(copyLine).join(""));
+        assert.equal(
+          join(copyChunks(rows, extra)),
+          rows.map((r, i) => `${copyLine(r).slice(0, -1)}\t${i + 1}\n`).join(
+            "",
+          ),
+        );
+        for (const c of copyChunks(rows)) assert.ok(c.byteLength > 0);
+      },
+    ),
+    { numRuns: 100 },
   );
 });
