@@ -152,3 +152,53 @@ Deno.test("direct COPY: an event time PostgreSQL rounds into the next minute is 
   // timestamptz keeps microseconds: .9999996 rounds up to the next minute.
   await compare([[{ ...row!, event_time: "2024-05-01T10:00:59.9999996Z" }]]);
 });
+
+Deno.test("direct COPY: a connection lost in the middle of the COPY fails the write without the fallback, and the retry writes every row once", async () => {
+  const config = testConfig();
+  await using db = await tempSchema(config);
+  await migrate(db.sql);
+  const copies: string[] = [];
+  const app = `review3-${crypto.randomUUID().slice(0, 8)}`;
+  const sink = createSink((s) =>
+    connectDb(config.DATABASE_URL, {
+      schema: db.name,
+      max: 2,
+      applicationName: `${app}-${s.applicationName}`,
+      statementTimeoutMs: s.statementTimeoutMs,
+      onQuery: (q) => {
+        if (q.startsWith("copy ")) copies.push(q.split(" ")[1]!);
+      },
+    }), { log: captureLogger("error") });
+  try {
+    const { replayedRecords } = await import("./_consumer_fixture.ts");
+    const rows = rowsOf(replayedRecords(40_000), 0);
+    // Terminates the sink's backend once it is in the direct COPY.
+    const killer = (async () => {
+      for (let i = 0; i < 400; i++) {
+        const [k] = await db.sql<{ n: number }[]>`
+          select count(pg_terminate_backend(pid))::int as n from pg_stat_activity
+          where application_name like ${app + "%"}
+            and query like 'copy wiki_recent_changes%'`;
+        if (k!.n > 0) return true;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      return false;
+    })();
+    const first = await sink.write(rows).then(
+      (r) => ({ ok: r }),
+      (err) => ({ err }),
+    );
+    assert.ok(await killer, "the COPY was never seen running");
+    assert.ok("err" in first, "the write on a lost connection failed");
+    assert.deepEqual(copies, ["wiki_recent_changes"], "no fallback was tried");
+    const second = await sink.write(rows);
+    assert.equal(second.inserted + second.duplicates, rows.length);
+    const [n] = await db.sql`
+      select (select count(*) from wiki_recent_changes)::int as rows,
+        (select sum(changes) from wiki_activity_minute)::int as minute,
+        (select sum(changes) from wiki_activity_day)::int as day`;
+    assert.deepEqual(n, { rows: 40_000, minute: 40_000, day: 40_000 });
+  } finally {
+    await sink.close();
+  }
+});
