@@ -45,8 +45,11 @@ with g as materialized (
 )
 select count(*)::int as groups from g`;
 
-/** An event time as the client can bucket it: UTC, ISO 8601, whole or fractional seconds. */
-const UTC_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z$/;
+/**
+ * An event time as the client can bucket it: UTC, ISO 8601, whole seconds or at most microseconds
+ * (timestamptz keeps microseconds and rounds finer digits, possibly into the next minute).
+ */
+const UTC_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?Z$/;
 
 /**
  * Whether rows can be COPYed straight into the table, and if so their earliest event time

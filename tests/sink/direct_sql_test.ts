@@ -50,8 +50,14 @@ Deno.test("directEarliest() gives the earliest time of new-looking rows, null wh
       "2024-01-01T00:00:00+01:00",
       "+012024-01-01T00:00:00.000Z",
       "2024-01-01 00:00:00Z",
+      "2024-01-01T00:00:59.9999996Z", // timestamptz rounds it into the next minute
     ]
   ) assert.equal(directEarliest([row("1", t)]), null, t);
+  // Microseconds are kept as they are.
+  assert.equal(
+    directEarliest([row("1", "2024-01-01T00:00:59.999999Z")]),
+    "2024-01-01T00:00:59.999Z",
+  );
 });
 
 Deno.test("activityJson() counts per wiki, UTC minute and namespace as the merge's COUNTS does", () => {
