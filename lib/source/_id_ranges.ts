@@ -5,6 +5,8 @@ export class IdRanges {
   /** Flat pairs: starts[i]..ends[i]. */
   #starts: bigint[] = [];
   #ends: bigint[] = [];
+  /** {@linkcode encode}'s last answer, until the set changes (a page encodes it twice). */
+  #encoded: string | undefined;
 
   /** Number of ranges (not ids). */
   get rangeCount(): number {
@@ -25,6 +27,7 @@ export class IdRanges {
     const c = new IdRanges();
     c.#starts = [...this.#starts];
     c.#ends = [...this.#ends];
+    c.#encoded = this.#encoded;
     return c;
   }
 
@@ -38,6 +41,7 @@ export class IdRanges {
   add(id: bigint): void {
     const i = this.#lastStartAtOrBelow(id);
     if (i >= 0 && this.#ends[i]! >= id) return;
+    this.#encoded = undefined;
     const joinsLeft = i >= 0 && this.#ends[i]! + 1n === id;
     const next = i + 1;
     const joinsRight = next < this.#starts.length &&
@@ -56,12 +60,14 @@ export class IdRanges {
 
   /** Forgets every id. */
   clear(): void {
+    this.#encoded = undefined;
     this.#starts = [];
     this.#ends = [];
   }
 
   /** Forgets every id below `low`. */
   dropBelow(low: bigint): void {
+    this.#encoded = undefined;
     let k = 0;
     while (k < this.#starts.length && this.#ends[k]! < low) k++;
     this.#starts.splice(0, k);
@@ -83,15 +89,10 @@ export class IdRanges {
    * end - start when above 0. Ten thousand ranges take about 60 KB.
    */
   encode(): string {
-    let prev = 0n;
-    const parts: string[] = [];
-    for (let i = 0; i < this.#starts.length; i++) {
-      const s = this.#starts[i]!, e = this.#ends[i]!;
-      const gap = (s - prev).toString(36);
-      parts.push(s === e ? gap : `${gap}+${(e - s).toString(36)}`);
-      prev = e;
-    }
-    return parts.join(",");
+    this.#encoded ??= this.#fitsNumbers()
+      ? this.#encodeNumbers()
+      : this.#encodeBigints();
+    return this.#encoded;
   }
 
   /** Parses {@linkcode encode}'s form; throws RangeError on anything else. */
@@ -112,6 +113,38 @@ export class IdRanges {
       prev = e;
     }
     return r;
+  }
+
+  /** Whether every id is a safe integer, so plain numbers give the same text faster. */
+  #fitsNumbers(): boolean {
+    const n = this.#starts.length;
+    return n === 0 ||
+      (this.#starts[0]! >= 0n &&
+        this.#ends[n - 1]! <= BigInt(Number.MAX_SAFE_INTEGER));
+  }
+
+  #encodeNumbers(): string {
+    let prev = 0, text = "";
+    for (let i = 0; i < this.#starts.length; i++) {
+      const s = Number(this.#starts[i]!), e = Number(this.#ends[i]!);
+      if (i > 0) text += ",";
+      text += (s - prev).toString(36);
+      if (s !== e) text += "+" + (e - s).toString(36);
+      prev = e;
+    }
+    return text;
+  }
+
+  #encodeBigints(): string {
+    let prev = 0n;
+    const parts: string[] = [];
+    for (let i = 0; i < this.#starts.length; i++) {
+      const s = this.#starts[i]!, e = this.#ends[i]!;
+      const gap = (s - prev).toString(36);
+      parts.push(s === e ? gap : `${gap}+${(e - s).toString(36)}`);
+      prev = e;
+    }
+    return parts.join(",");
   }
 
   /** Index of the last range starting at or below `id`, or -1. */

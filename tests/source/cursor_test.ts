@@ -86,6 +86,60 @@ Deno.test("IdRanges encodes and decodes ranges exactly", () => {
   assert.throws(() => IdRanges.decode("5,?"), RangeError);
 });
 
+Deno.test("IdRanges.encode() gives the same text for safe and 64-bit ids, after every change", () => {
+  const safe = BigInt(Number.MAX_SAFE_INTEGER);
+  const r = new IdRanges();
+  const expected = (ids: bigint[]) => {
+    // The text form by its definition: gap from the previous range's end, then +length.
+    const sorted = [...new Set(ids)].sort((
+      a,
+      b,
+    ) => (a < b ? -1 : a > b ? 1 : 0));
+    const ranges: [bigint, bigint][] = [];
+    for (const id of sorted) {
+      const last = ranges.at(-1);
+      if (last && last[1] + 1n === id) last[1] = id;
+      else ranges.push([id, id]);
+    }
+    let prev = 0n;
+    return ranges.map(([s, e]) => {
+      const item = (s - prev).toString(36) +
+        (s === e ? "" : `+${(e - s).toString(36)}`);
+      prev = e;
+      return item;
+    }).join(",");
+  };
+  const ids: bigint[] = [];
+  for (
+    const id of [
+      7n,
+      8n,
+      3n,
+      safe - 1n,
+      safe,
+      10n,
+      safe + 1n,
+      2n ** 63n - 1n,
+      9n,
+    ]
+  ) {
+    r.add(id);
+    ids.push(id);
+    assert.equal(r.encode(), expected(ids), `after adding ${id}`);
+  }
+  r.dropBelow(safe);
+  assert.equal(r.encode(), expected(ids.filter((id) => id >= safe)));
+  const copy = r.clone();
+  copy.add(1n);
+  assert.equal(r.encode(), expected(ids.filter((id) => id >= safe)));
+  assert.equal(
+    copy.encode(),
+    expected([1n, ...ids.filter((id) => id >= safe)]),
+  );
+  r.clear();
+  assert.equal(r.encode(), "");
+});
+
 Deno.test("the checkpoint stays under 64 KiB with 6 h of rcids at Wikidata's rate", () => {
   // The recorded 2018 Wikidata capture (3,818 rows, 12/s, with its real rcid gaps) repeated with
   // shifted rcids and times until it covers 6 h at 15 rows/s.

@@ -1,0 +1,3 @@
+/** kafkajs's protocol decoder class (untyped module). */
+declare const Decoder: new (buffer: Uint8Array) => unknown;
+export default Decoder;
