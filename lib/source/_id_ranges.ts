@@ -5,6 +5,11 @@ export class IdRanges {
   /** Flat pairs: starts[i]..ends[i]. */
   #starts: bigint[] = [];
   #ends: bigint[] = [];
+  /**
+   * Each range's item of the text form, kept until that range or the one before it changes:
+   * a page adds a few hundred ids to thousands of ranges, so most items carry over.
+   */
+  #items: (string | undefined)[] = [];
   /** {@linkcode encode}'s last answer, until the set changes (a page encodes it twice). */
   #encoded: string | undefined;
 
@@ -27,6 +32,7 @@ export class IdRanges {
     const c = new IdRanges();
     c.#starts = [...this.#starts];
     c.#ends = [...this.#ends];
+    c.#items = [...this.#items];
     c.#encoded = this.#encoded;
     return c;
   }
@@ -50,11 +56,19 @@ export class IdRanges {
       this.#ends[i] = this.#ends[next]!;
       this.#starts.splice(next, 1);
       this.#ends.splice(next, 1);
-    } else if (joinsLeft) this.#ends[i] = id;
-    else if (joinsRight) this.#starts[next] = id;
-    else {
+      this.#items.splice(next, 1);
+      this.#stale(i, next);
+    } else if (joinsLeft) {
+      this.#ends[i] = id;
+      this.#stale(i, next);
+    } else if (joinsRight) {
+      this.#starts[next] = id;
+      this.#stale(next, next);
+    } else {
       this.#starts.splice(next, 0, id);
       this.#ends.splice(next, 0, id);
+      this.#items.splice(next, 0, undefined);
+      this.#stale(next, next + 1);
     }
   }
 
@@ -63,6 +77,7 @@ export class IdRanges {
     this.#encoded = undefined;
     this.#starts = [];
     this.#ends = [];
+    this.#items = [];
   }
 
   /** Forgets every id below `low`. */
@@ -72,9 +87,11 @@ export class IdRanges {
     while (k < this.#starts.length && this.#ends[k]! < low) k++;
     this.#starts.splice(0, k);
     this.#ends.splice(0, k);
+    this.#items.splice(0, k);
     if (this.#starts.length > 0 && this.#starts[0]! < low) {
       this.#starts[0] = low;
     }
+    this.#stale(0, 0); // the first gap now counts from 0
   }
 
   /** The lowest id kept by the `keep` highest ranges (to trim to a size budget). */
@@ -89,9 +106,11 @@ export class IdRanges {
    * end - start when above 0. Ten thousand ranges take about 60 KB.
    */
   encode(): string {
-    this.#encoded ??= this.#fitsNumbers()
-      ? this.#encodeNumbers()
-      : this.#encodeBigints();
+    if (this.#encoded === undefined) {
+      const items = this.#items;
+      for (let i = 0; i < this.#starts.length; i++) items[i] ??= this.#item(i);
+      this.#encoded = items.join(",");
+    }
     return this.#encoded;
   }
 
@@ -112,39 +131,29 @@ export class IdRanges {
       r.#ends.push(e);
       prev = e;
     }
+    r.#items = new Array(r.#starts.length);
     return r;
   }
 
-  /** Whether every id is a safe integer, so plain numbers give the same text faster. */
-  #fitsNumbers(): boolean {
-    const n = this.#starts.length;
-    return n === 0 ||
-      (this.#starts[0]! >= 0n &&
-        this.#ends[n - 1]! <= BigInt(Number.MAX_SAFE_INTEGER));
+  /** Marks the items of ranges `from` to `to` for re-encoding. */
+  #stale(from: number, to: number): void {
+    for (let j = from; j <= to && j < this.#items.length; j++) {
+      this.#items[j] = undefined;
+    }
   }
 
-  #encodeNumbers(): string {
-    let prev = 0, text = "";
-    for (let i = 0; i < this.#starts.length; i++) {
-      const s = Number(this.#starts[i]!), e = Number(this.#ends[i]!);
-      if (i > 0) text += ",";
-      text += (s - prev).toString(36);
-      if (s !== e) text += "+" + (e - s).toString(36);
-      prev = e;
+  /** Range `i`'s item: its gap from the previous range's end, then `+length` if above 0. */
+  #item(i: number): string {
+    const prev = i === 0 ? 0n : this.#ends[i - 1]!;
+    const s = this.#starts[i]!, e = this.#ends[i]!;
+    // Plain numbers when exact (rcids are far below 2^53): same text, much faster.
+    if (prev >= 0n && e <= MAX_SAFE) {
+      const p = Number(prev), sn = Number(s), en = Number(e);
+      const gap = (sn - p).toString(36);
+      return sn === en ? gap : `${gap}+${(en - sn).toString(36)}`;
     }
-    return text;
-  }
-
-  #encodeBigints(): string {
-    let prev = 0n;
-    const parts: string[] = [];
-    for (let i = 0; i < this.#starts.length; i++) {
-      const s = this.#starts[i]!, e = this.#ends[i]!;
-      const gap = (s - prev).toString(36);
-      parts.push(s === e ? gap : `${gap}+${(e - s).toString(36)}`);
-      prev = e;
-    }
-    return parts.join(",");
+    const gap = (s - prev).toString(36);
+    return s === e ? gap : `${gap}+${(e - s).toString(36)}`;
   }
 
   /** Index of the last range starting at or below `id`, or -1. */
@@ -160,6 +169,8 @@ export class IdRanges {
     return found;
   }
 }
+
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 function parseBase36(s: string): bigint {
   let n = 0n;
