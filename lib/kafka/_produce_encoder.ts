@@ -91,10 +91,13 @@ export function encodeProduce(
 ): { buf: Uint8Array; offset: number } | undefined {
   const producerId = int64(args.producerId ?? -1);
   if (producerId === undefined || (args.compression ?? 0) !== 0) return;
-  if (
-    !args.topicData.every((t) => t.partitions.every((p) => plain(p.messages)))
-  ) {
-    return;
+  if (!shortString(args.transactionalId ?? "")) return;
+  for (const t of args.topicData) {
+    if (
+      !shortString(t.topic) || !t.partitions.every((p) => plain(p.messages))
+    ) {
+      return;
+    }
   }
   const w = new ByteWriter(64 * 1024);
   w.string(args.transactionalId ?? null);
@@ -193,6 +196,11 @@ function plain(messages: ProduceMessage[]): boolean {
     }
   }
   return true;
+}
+
+/** Whether `s` surely fits an int16 length (kafkajs throws past it; a DataView would wrap). */
+function shortString(s: unknown): boolean {
+  return typeof s === "string" && s.length * 3 <= 0x7fff;
 }
 
 function bytesLike(v: unknown, nullable: boolean): boolean {

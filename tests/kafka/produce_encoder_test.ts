@@ -155,6 +155,12 @@ Deno.test("encodeProduce() leaves compressed or timestamped requests to kafkajs"
     undefined,
     "kafkajs writes a non-Buffer as String(v)",
   );
+  const longId = { ...base, transactionalId: "x".repeat(20_000) };
+  assert.equal(
+    encodeProduce(longId),
+    undefined,
+    "past an int16 length kafkajs throws",
+  );
 });
 
 Deno.test("the Produce hook is installed and answers with the fast encoder", async () => {
