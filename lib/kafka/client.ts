@@ -9,6 +9,7 @@ import {
 import { type Config, readCaFile } from "../core/config.ts";
 import type { Logger } from "../core/log.ts";
 import "./_request_queue_fix.ts";
+import "./_produce_encoder.ts";
 
 /** A record to publish. */
 export interface OutRecord {

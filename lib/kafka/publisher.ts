@@ -1,13 +1,9 @@
 /** @module A transactional Kafka publisher: each group of records is one transaction. */
-import {
-  type Kafka,
-  Partitioners,
-  type Producer,
-  type TopicMessages,
-} from "kafkajs";
+import type { Kafka, Message, Producer, TopicMessages } from "kafkajs";
 import type { Logger } from "../core/log.ts";
 import { FencedError } from "../core/errors.ts";
 import type { OutRecord } from "./client.ts";
+import { fastDefaultPartitioner } from "./_partitioner.ts";
 
 /** Publishes groups of records atomically (one Kafka transaction each), one group at a time. */
 export interface TransactionalPublisher {
@@ -118,7 +114,8 @@ async function connectProducer(
     // The coordinator answers CONCURRENT_TRANSACTIONS for a moment after each commit; retry that
     // quickly (as the Java client does) instead of after the client-wide 300 ms.
     retry: { initialRetryTime: 20, retries: 12, maxRetryTime: 10_000 },
-    createPartitioner: Partitioners.DefaultPartitioner,
+    // kafkajs's DefaultPartitioner (the Java client's murmur2), the same partitions, faster.
+    createPartitioner: fastDefaultPartitioner,
     allowAutoTopicCreation: false,
   });
   try {
@@ -177,16 +174,11 @@ export function asFenced(
 
 /** Groups the records by topic, keeping their order within each topic. */
 function topicMessages(records: OutRecord[]): TopicMessages[] {
-  const byTopic = new Map<string, OutRecord[]>();
+  const byTopic = new Map<string, Message[]>();
   for (const r of records) {
-    byTopic.set(r.topic, [...(byTopic.get(r.topic) ?? []), r]);
+    let messages = byTopic.get(r.topic);
+    if (!messages) byTopic.set(r.topic, messages = []);
+    messages.push({ key: r.key, value: r.value, headers: r.headers });
   }
-  return [...byTopic].map(([topic, rs]) => ({
-    topic,
-    messages: rs.map((r) => ({
-      key: r.key,
-      value: r.value,
-      headers: r.headers,
-    })),
-  }));
+  return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
 }

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { Cursor } from "../../lib/source/cursor.ts";
 import { IdRanges } from "../../lib/source/_id_ranges.ts";
 import { loadStreamAsApiWiki } from "../fakes/fake_mediawiki.ts";
@@ -84,6 +85,97 @@ Deno.test("IdRanges encodes and decodes ranges exactly", () => {
   for (const id of [1n, 5n, 7n, 9n, 2n ** 62n + 1n]) assert.ok(back.has(id));
   for (const id of [2n, 8n, 10n]) assert.ok(!back.has(id));
   assert.throws(() => IdRanges.decode("5,?"), RangeError);
+});
+
+/** The text form by its definition: each range's gap from the previous end, then +length. */
+function rangesText(ids: Iterable<bigint>): string {
+  const sorted = [...new Set(ids)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const ranges: [bigint, bigint][] = [];
+  for (const id of sorted) {
+    const last = ranges.at(-1);
+    if (last && last[1] + 1n === id) last[1] = id;
+    else ranges.push([id, id]);
+  }
+  let prev = 0n;
+  return ranges.map(([s, e]) => {
+    const item = (s - prev).toString(36) +
+      (s === e ? "" : `+${(e - s).toString(36)}`);
+    prev = e;
+    return item;
+  }).join(",");
+}
+
+Deno.test("IdRanges.encode() gives the same text for safe and 64-bit ids, after every change", () => {
+  const safe = BigInt(Number.MAX_SAFE_INTEGER);
+  const r = new IdRanges();
+  const ids: bigint[] = [];
+  for (
+    const id of [
+      7n,
+      8n,
+      3n,
+      safe - 1n,
+      safe,
+      10n,
+      safe + 1n,
+      2n ** 63n - 1n,
+      9n,
+    ]
+  ) {
+    r.add(id);
+    ids.push(id);
+    assert.equal(r.encode(), rangesText(ids), `after adding ${id}`);
+  }
+  r.dropBelow(safe);
+  assert.equal(r.encode(), rangesText(ids.filter((id) => id >= safe)));
+  const copy = r.clone();
+  copy.add(1n);
+  assert.equal(r.encode(), rangesText(ids.filter((id) => id >= safe)));
+  assert.equal(
+    copy.encode(),
+    rangesText([1n, ...ids.filter((id) => id >= safe)]),
+  );
+  r.clear();
+  assert.equal(r.encode(), "");
+});
+
+Deno.test("IdRanges.encode() stays exact through any sequence of changes (its items are cached)", () => {
+  const safe = BigInt(Number.MAX_SAFE_INTEGER);
+  const id = fc.oneof(
+    fc.bigInt({ min: 0n, max: 60n }),
+    fc.bigInt({ min: safe - 8n, max: safe + 8n }),
+  );
+  const op = fc.oneof(
+    { weight: 8, arbitrary: id.map((v) => ({ add: v })) },
+    { weight: 1, arbitrary: id.map((v) => ({ dropBelow: v })) },
+    { weight: 1, arbitrary: fc.constant({ clone: true }) },
+    { weight: 1, arbitrary: fc.constant({ decode: true }) },
+    { weight: 1, arbitrary: fc.constant({ encode: true }) },
+  );
+  fc.assert(
+    fc.property(fc.array(op, { maxLength: 120 }), (ops) => {
+      let r = new IdRanges();
+      let held = new Set<bigint>();
+      for (const o of ops) {
+        if ("add" in o) {
+          r.add(o.add);
+          held.add(o.add);
+        } else if ("dropBelow" in o) {
+          r.dropBelow(o.dropBelow);
+          held = new Set([...held].filter((v) => v >= o.dropBelow));
+        } else if ("clone" in o) {
+          const before = r.encode();
+          const copy = r.clone();
+          r.add(0n); // the original changes; the copy must not
+          assert.equal(copy.encode(), before);
+          r = copy;
+        } else if ("decode" in o) r = IdRanges.decode(r.encode());
+        else r.encode();
+        assert.equal(r.encode(), rangesText(held));
+      }
+    }),
+    { numRuns: 500 },
+  );
 });
 
 Deno.test("the checkpoint stays under 64 KiB with 6 h of rcids at Wikidata's rate", () => {
