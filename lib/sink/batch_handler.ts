@@ -8,7 +8,8 @@ import type { Logger } from "../core/log.ts";
 import { retry } from "../core/retry.ts";
 import type { DeadLetter, Sink, SinkRow } from "./sink.ts";
 import { deadLetterHeaders, storable } from "./_dead_letter.ts";
-import { encodeAhead } from "./copy.ts";
+import { AheadEncoder } from "./copy.ts";
+import { setImmediate } from "node:timers";
 
 /** Counters the consumer bumps (metrics read them). */
 export interface ConsumerStats {
@@ -32,6 +33,9 @@ export interface ConsumerStats {
 
 /** A batch decoded into rows and dead letters. */
 type Decoded = ReturnType<typeof decodeBatch>;
+
+/** Records decoded between two turns of the event loop (see `decodeInSlices`). */
+const SLICE = 64;
 
 /**
  * Writes a batch (`runBatchConsumer`'s `handle`); `prepare` decodes one ahead of time (its
@@ -78,6 +82,7 @@ export function decodeBatch(
   batch: RecordBatch,
   receivedAt = new Date(),
   times?: StageTimes,
+  encoder: AheadEncoder = new AheadEncoder(),
 ): { rows: SinkRow[]; deadLetters: DeadLetter[] } {
   const deadLetters: DeadLetter[] = [];
   const t0 = performance.now();
@@ -113,7 +118,7 @@ export function decodeBatch(
     }
   }
   const t2 = performance.now();
-  encodeAhead(rows);
+  encoder.encode(rows);
   if (times) {
     times.decode += t1 - t0;
     times.validate += t2 - t1;
@@ -123,6 +128,39 @@ export function decodeBatch(
     deadLetters.sort((a, b) => Number(BigInt(a.offset) - BigInt(b.offset)));
   }
   return { rows, deadLetters };
+}
+
+/**
+ * {@linkcode decodeBatch} in slices of SLICE records, yielding to the event loop between them:
+ * decoding a whole fetch at once holds the only JavaScript thread for tens of milliseconds, and
+ * every PostgreSQL reply of the write in flight (each statement of the transaction waits for
+ * one) would wait that long. Same result, in the same order.
+ */
+export async function decodeInSlices(
+  batch: RecordBatch,
+  receivedAt = new Date(),
+  times?: StageTimes,
+): Promise<Decoded> {
+  const rows: SinkRow[] = [];
+  const deadLetters: DeadLetter[] = [];
+  const encoder = new AheadEncoder();
+  for (let i = 0; i < batch.records.length; i += SLICE) {
+    if (i > 0) await nextTurn();
+    const part = decodeBatch(
+      { ...batch, records: batch.records.slice(i, i + SLICE) },
+      receivedAt,
+      times,
+      encoder,
+    );
+    rows.push(...part.rows);
+    deadLetters.push(...part.deadLetters);
+  }
+  return { rows, deadLetters };
+}
+
+/** Resolves after the event loop has handled what is pending (I/O included). */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** A record that could not be decoded, as a dead letter with its reason headers. */
@@ -166,14 +204,14 @@ export function createBatchHandler(
 ): BatchHandler {
   const stats = options.stats ?? newConsumerStats();
   const now = options.now ?? Date.now;
-  const decoded = new WeakMap<RecordBatch, Decoded>();
+  const decoded = new WeakMap<RecordBatch, Promise<Decoded>>();
   const decode = (batch: RecordBatch) =>
-    decodeBatch(batch, new Date(), stats.stages);
+    decodeInSlices(batch, new Date(), stats.stages);
   const handle = async (
     batch: RecordBatch,
     ctx: BatchContext,
   ): Promise<void> => {
-    const { rows, deadLetters } = decoded.get(batch) ?? decode(batch);
+    const { rows, deadLetters } = await (decoded.get(batch) ?? decode(batch));
     decoded.delete(batch);
     const started = now();
     // Shutdown or a lost partition stops the retries (the batch is then abandoned, uncommitted);

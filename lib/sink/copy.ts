@@ -57,19 +57,28 @@ const encoded = new WeakMap<SinkRow, Uint8Array>();
 const RELEASED: Record<string, unknown> = Object.freeze({});
 
 /**
- * Encodes the rows' COPY lines now, while the batch waits for its write (decode ahead), so the
+ * Encodes rows' COPY lines now, while their batch waits for its write (decode ahead), so the
  * write only sends bytes and never waits on the client's encoding. Each row's `raw` (its whole
  * parsed record, most of its memory) is then let go: the COPY line holds it, and a row's own
  * record (`source`) holds the original bytes for a dead letter. The rows must not change
- * afterwards.
+ * afterwards. One encoder's rows share its buffers (a batch decoded in slices: one encoder).
  */
-export function encodeAhead(rows: readonly SinkRow[]): void {
-  const lines = new Chunks();
-  for (const row of rows) {
-    const at = lines.putString(copyLine(row));
-    encoded.set(row, at.buf.subarray(at.start, at.end));
-    if (row.source) row.raw = RELEASED;
+export class AheadEncoder {
+  readonly #lines = new Chunks();
+
+  encode(rows: readonly SinkRow[]): void {
+    for (const row of rows) {
+      const at = this.#lines.putString(copyLine(row));
+      encoded.set(row, at.buf.subarray(at.start, at.end));
+      if (row.source) row.raw = RELEASED;
+    }
+    this.#lines.full.length = 0; // the views hold them
   }
+}
+
+/** Encodes the rows' COPY lines ahead of their write (see {@linkcode AheadEncoder}). */
+export function encodeAhead(rows: readonly SinkRow[]): void {
+  new AheadEncoder().encode(rows);
 }
 
 /** Appends UTF-8 into buffers of at least CHUNK_BYTES; a string is never split. */

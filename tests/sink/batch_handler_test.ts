@@ -3,7 +3,9 @@ import assert from "node:assert/strict";
 import {
   createBatchHandler,
   decodeBatch,
+  decodeInSlices,
 } from "../../lib/sink/batch_handler.ts";
+import { copyChunks } from "../../lib/sink/copy.ts";
 import type {
   BatchContext,
   RecordBatch,
@@ -90,6 +92,28 @@ Deno.test("decodeBatch() dead-letters bad values with why, where from and when",
     "dlq.received_at": "2024-04-26T00:00:00.000Z",
   });
   assert.deepEqual(deadLetters[0]!.value, enc.encode("{nope"));
+});
+
+Deno.test("decodeInSlices() gives decodeBatch()'s rows, dead letters and COPY bytes, in order, letting I/O run between slices", async () => {
+  const good = replayedRecords(300).map((r) => r.value);
+  const values = good.flatMap((v, i) =>
+    i % 37 === 5 ? [v, "{nope"] : i % 91 === 0 ? [null, v] : [v]
+  );
+  const at = new Date("2024-04-26T00:00:00Z");
+  const whole = decodeBatch(batchOf(values), at);
+  let turns = 0;
+  const ticking = setInterval(() => turns++, 0);
+  const sliced = await decodeInSlices(batchOf(values), at);
+  clearInterval(ticking);
+  assert.ok(turns > 0, "a timer ran while the batch was decoded");
+  assert.deepEqual(sliced.deadLetters, whole.deadLetters);
+  assert.deepEqual(
+    sliced.rows.map((r) => r.kafka_offset),
+    whole.rows.map((r) => r.kafka_offset),
+  );
+  const bytes = (rows: SinkRow[]) =>
+    [...copyChunks(rows)].map((c) => new TextDecoder().decode(c)).join("");
+  assert.equal(bytes(sliced.rows), bytes(whole.rows));
 });
 
 Deno.test("createBatchHandler() retries a failing write and resolves only once it succeeded", async () => {
