@@ -59,7 +59,7 @@ export interface BatchConsumerOptions {
   ): void;
   /** Fetch size per partition (a batch is at most about this big, or one record batch); default 512 KiB. */
   maxBytesPerPartition?: number;
-  /** Fetch size per request; default 2 MiB (with write-behind one fetch waits beside each write). */
+  /** Fetch size per request; default twice the partition size (one fetch waits beside each write). */
   maxBytes?: number;
   sessionTimeout?: number;
   /** Partitions handled at once (their writes may share a transaction); default 3. */
