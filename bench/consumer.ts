@@ -63,22 +63,46 @@ export async function runConsumerBench(
   });
   await using db = await freshDatabase(options.databaseUrl);
   await migrate(db.sql);
-  const fillMs = await fillTopic(kafka, topic, options);
-  const copyRate = await measureCopyCeiling(db.sql, options);
-  const run = await runConsumer(kafka, {
-    id,
-    topic,
-    brokers: options.brokers,
-    databaseUrl: db.url,
-    partitions: options.partitions,
-  });
-  const [c] = await db.sql<{ n: number }[]>`
-    select count(*)::int as n from wiki_recent_changes`;
-  if (c?.n !== options.rows) {
-    throw new Error(`Table holds ${c?.n} rows, expected ${options.rows}`);
+  let keep = false;
+  try {
+    const fillMs = await fillTopic(kafka, topic, options);
+    const copyRate = await measureCopyCeiling(db.sql, options);
+    const run = await runConsumer(kafka, {
+      id,
+      topic,
+      brokers: options.brokers,
+      databaseUrl: db.url,
+      partitions: options.partitions,
+    });
+    const [c] = await db.sql<{ n: number }[]>`
+      select count(*)::int as n from wiki_recent_changes`;
+    if (c?.n !== options.rows) {
+      throw new Error(`Table holds ${c?.n} rows, expected ${options.rows}`);
+    }
+    keep = options.keepTopic !== undefined;
+    options.keepTopic?.(topic);
+    return report(run, { fillMs, copyRate, load0 }, options);
+  } finally {
+    // A bench topic holds rows x ~1.3 KB: repeated runs would fill the broker's disk.
+    if (!keep) await deleteTopic(kafka, topic, options.log);
   }
-  options.keepTopic?.(topic);
-  return report(run, { fillMs, copyRate, load0 }, options);
+}
+
+/** Deletes the bench's topic; a failure is only logged (the figures stand). */
+async function deleteTopic(
+  kafka: Kafka,
+  topic: string,
+  log: Logger,
+): Promise<void> {
+  const admin = kafka.admin();
+  try {
+    await admin.connect();
+    await admin.deleteTopics({ topics: [topic] });
+  } catch (err) {
+    log.warn("cannot delete the bench topic", { topic, err });
+  } finally {
+    await admin.disconnect().catch(() => {});
+  }
 }
 
 type Kafka = ReturnType<typeof createKafka>;
