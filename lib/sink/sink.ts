@@ -82,8 +82,10 @@ export interface SinkOptions {
    */
   deadLetters?: DeadLetterPublisher;
   /**
-   * A write (COPY + merge + commit) that takes longer fails and is retried on a new pool; it is
-   * also each session's statement_timeout, so a statement stuck on a lock is cancelled.
+   * A write transaction (COPY + merge + commit) that takes longer fails and is retried on a new
+   * pool; it is also each session's statement_timeout, so a statement stuck on a lock is
+   * cancelled. A batch the direct COPY was refused for is written again in a transaction with
+   * a limit of its own, so one `write` can take up to twice this.
    */
   writeTimeoutMs?: number;
   /** REDACT_DELETED_PAGES: a deleted page's rows also lose their comment, user and sha1. */
