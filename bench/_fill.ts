@@ -1,4 +1,4 @@
-/** @module Bench set-up: fills a topic with replayed recorded rows, and times the raw COPY ceiling. */
+/** @module Bench set-up: fills a topic with replayed recorded rows, times the raw COPY ceiling, deletes topics. */
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { decodeValue } from "../lib/sink/decode.ts";
@@ -108,4 +108,21 @@ export async function measureCopyCeiling(
 
 function fmtMs(ms: number): string {
   return `${(ms / 1000).toFixed(2)} s`;
+}
+
+/** Deletes a bench topic; a failure is only logged (the figures stand). */
+export async function deleteTopic(
+  kafka: Kafka,
+  topic: string,
+  log: Logger,
+): Promise<void> {
+  const admin = kafka.admin();
+  try {
+    await admin.connect();
+    await admin.deleteTopics({ topics: [topic] });
+  } catch (err) {
+    log.warn("cannot delete the bench topic", { topic, err });
+  } finally {
+    await admin.disconnect().catch(() => {});
+  }
 }

@@ -3,6 +3,7 @@ import { createKafka } from "../lib/kafka/client.ts";
 import { fetchLag } from "../lib/kafka/lag.ts";
 import type { Logger } from "../lib/core/log.ts";
 import { migrate } from "../lib/sink/migrate.ts";
+import { topicNames } from "../lib/pipeline/producer.ts";
 import { STAGES } from "../lib/core/stage_times.ts";
 import { freePortRange } from "../tests/_ports.ts";
 import {
@@ -10,7 +11,7 @@ import {
   spawnConsumer,
 } from "../tests/integration/_consumer_fixture.ts";
 import { loadAverage, sampleTree } from "./_proc.ts";
-import { fillTopic, measureCopyCeiling } from "./_fill.ts";
+import { deleteTopic, fillTopic, measureCopyCeiling } from "./_fill.ts";
 
 /** Where the bench runs. */
 export interface ConsumerBenchOptions {
@@ -83,25 +84,10 @@ export async function runConsumerBench(
     options.keepTopic?.(topic);
     return report(run, { fillMs, copyRate, load0 }, options);
   } finally {
-    // A bench topic holds rows x ~1.3 KB: repeated runs would fill the broker's disk.
+    // A bench topic holds rows x ~1.3 KB: repeated runs would fill the broker's disk. The
+    // consumer also created its dead-letter topic.
     if (!keep) await deleteTopic(kafka, topic, options.log);
-  }
-}
-
-/** Deletes the bench's topic; a failure is only logged (the figures stand). */
-async function deleteTopic(
-  kafka: Kafka,
-  topic: string,
-  log: Logger,
-): Promise<void> {
-  const admin = kafka.admin();
-  try {
-    await admin.connect();
-    await admin.deleteTopics({ topics: [topic] });
-  } catch (err) {
-    log.warn("cannot delete the bench topic", { topic, err });
-  } finally {
-    await admin.disconnect().catch(() => {});
+    await deleteTopic(kafka, topicNames(topic).dlq, options.log);
   }
 }
 

@@ -3,6 +3,7 @@
  * lvwiki rows, replayed five times with shifted rcids), one Kafka transaction per page.
  */
 import { createKafka } from "../lib/kafka/client.ts";
+import { deleteTopic } from "./_fill.ts";
 import { createTransactionalPublisher } from "../lib/kafka/publisher.ts";
 import { ensureTopics } from "../lib/kafka/topics.ts";
 import { buildPage } from "../lib/source/poller.ts";
@@ -50,6 +51,14 @@ export async function runProducerBench(
     timings = await timePages(publisher, bodies, { lv, topics });
   } finally {
     await publisher.disconnect();
+    const kafka = createKafka({
+      brokers: options.brokers.split(","),
+      clientId: `bench-${id}`,
+      log: options.log,
+    });
+    for (const t of Object.values(topics)) {
+      await deleteTopic(kafka, t, options.log);
+    }
   }
   const result = {
     page_rows: 500,
