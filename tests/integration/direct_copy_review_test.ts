@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { createSink, type Sink, type SinkRow } from "../../lib/sink/sink.ts";
 import { migrate } from "../../lib/sink/migrate.ts";
 import { decodeValue } from "../../lib/sink/decode.ts";
-import { connectDb, type Sql } from "../../lib/sink/db.ts";
+import { connectDb } from "../../lib/sink/db.ts";
 import type { ReplayedRecord } from "./_consumer_fixture.ts";
 import {
   apiRecord,
@@ -20,6 +20,7 @@ import {
   streamRecord,
 } from "./_redaction_inputs.ts";
 import { captureLogger, tempSchema, testConfig } from "../_helpers.ts";
+import { sinkTables } from "./_direct_copy_fixture.ts";
 
 const LV = "lv.wikipedia.org";
 let offset = 0;
@@ -31,23 +32,6 @@ function rowsOf(records: ReplayedRecord[], partition = 0): SinkRow[] {
     kafka_partition: partition,
     kafka_offset: String(offset++),
   }));
-}
-
-async function tables(sql: Sql): Promise<Record<string, unknown[]>> {
-  const out: Record<string, unknown[]> = {};
-  const queries: Record<string, string> = {
-    rows: "select * from wiki_recent_changes order by wiki, rcid",
-    minute: "select * from wiki_activity_minute order by wiki, minute",
-    hour: "select * from wiki_activity_hour order by wiki, hour, namespace",
-    day: "select * from wiki_activity_day order by wiki, day, namespace",
-    pages: "select * from wiki_page_deletions order by wiki, title",
-    visibility:
-      "select * from wiki_visibility_changes order by wiki, target, target_id",
-  };
-  for (const [name, q] of Object.entries(queries)) {
-    out[name] = [...await sql.unsafe(q)].map(({ ingested_at: _, ...r }) => r);
-  }
-  return out;
 }
 
 /**
@@ -84,7 +68,7 @@ async function compare(
       const y = await merged.write(batch);
       assert.deepEqual(x, y, `result of batch ${i}`);
     }
-    const [ta, tb] = [await tables(sqlA), await tables(b.sql)];
+    const [ta, tb] = [await sinkTables(sqlA), await sinkTables(b.sql)];
     assert.deepEqual(ta, tb);
   } finally {
     await sqlA.end({ timeout: 5 });

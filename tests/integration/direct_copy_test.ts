@@ -8,9 +8,9 @@ import { createSink, type SinkRow } from "../../lib/sink/sink.ts";
 import { copyIn } from "../../lib/sink/copy.ts";
 import { migrate } from "../../lib/sink/migrate.ts";
 import { decodeValue } from "../../lib/sink/decode.ts";
-import type { Sql } from "../../lib/sink/db.ts";
 import { replayedRecords } from "./_consumer_fixture.ts";
 import { captureLogger, tempSchema, testConfig } from "../_helpers.ts";
+import { sinkTables } from "./_direct_copy_fixture.ts";
 
 /** Recorded rows replayed (rcids and times shifted per replica), in three Kafka partitions. */
 function rows(count: number): SinkRow[] {
@@ -54,25 +54,6 @@ function plan(pool: SinkRow[], seed: number): SinkRow[][] {
   return batches;
 }
 
-/** Everything a write leaves: the rows, the rollups and the recorded redactions. */
-async function tables(sql: Sql): Promise<Record<string, unknown[]>> {
-  const out: Record<string, unknown[]> = {};
-  const queries: Record<string, string> = {
-    rows: "select * from wiki_recent_changes order by wiki, rcid",
-    minute: "select * from wiki_activity_minute order by wiki, minute",
-    hour: "select * from wiki_activity_hour order by wiki, hour, namespace",
-    day: "select * from wiki_activity_day order by wiki, day, namespace",
-    pages: "select * from wiki_page_deletions order by wiki, title",
-    visibility:
-      "select * from wiki_visibility_changes order by wiki, target, target_id",
-  };
-  for (const [name, q] of Object.entries(queries)) {
-    // When a row was written differs, and says nothing of how.
-    out[name] = [...await sql.unsafe(q)].map(({ ingested_at: _, ...r }) => r);
-  }
-  return out;
-}
-
 Deno.test("the direct COPY and the merge leave the same tables and results for the same batches", async () => {
   const config = testConfig();
   let direct = 0;
@@ -94,7 +75,7 @@ Deno.test("the direct COPY and the merge leave the same tables and results for t
     assert.deepEqual(x, y);
   }
   assert.ok(direct > 5, `only ${direct} direct COPYs were tried`);
-  const [ta, tb] = [await tables(a.sql), await tables(b.sql)];
+  const [ta, tb] = [await sinkTables(a.sql), await sinkTables(b.sql)];
   assert.equal(ta.rows!.length, 1500);
   assert.ok(ta.pages!.length > 0, "the recorded page deletions were applied");
   assert.deepEqual(ta, tb);
