@@ -1,5 +1,5 @@
 /** @module The direct write: COPY straight into wiki_recent_changes, rollups counted by the client. */
-import { ADD_COUNTS } from "./_merge_sql.ts";
+import { ADD_COUNTS, changeKey } from "./_merge_sql.ts";
 import type { SinkRow } from "./sink.ts";
 
 /** The activity counters, in rollup column order. */
@@ -70,11 +70,7 @@ export function directEarliest(rows: readonly SinkRow[]): string | null {
       new Date(ms).toISOString().slice(0, 16) !== t.slice(0, 16)
     ) return null;
     if (ms < min) min = ms;
-    // As the SQL compares them: rcid as a number ("0123" and "123" are one change).
-    const rcid = r.rcid.length > 1 && r.rcid[0] === "0"
-      ? String(BigInt(r.rcid))
-      : r.rcid;
-    const key = `${r.wiki}\t${rcid}`;
+    const key = changeKey(r);
     if (seen.has(key)) return null;
     seen.add(key);
   }

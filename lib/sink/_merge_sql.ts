@@ -186,10 +186,17 @@ select kafka_partition, count(*)::int as inserted from ins group by 1`;
 export function copyNumbers(rows: readonly SinkRow[]): number[] {
   const seen = new Map<string, number>();
   return rows.map((r) => {
-    // As the SQL compares them: rcid as a number ("0123" and "123" are one change).
-    const key = `${r.wiki}\t${BigInt(r.rcid)}`;
+    const key = changeKey(r);
     const n = (seen.get(key) ?? 0) + 1;
     seen.set(key, n);
     return n;
   });
+}
+
+/** A change's identity as the SQL compares it: wiki and rcid as a number ("0123" is "123"). */
+export function changeKey(r: Pick<SinkRow, "wiki" | "rcid">): string {
+  const rcid = r.rcid.length > 1 && r.rcid[0] === "0"
+    ? String(BigInt(r.rcid))
+    : r.rcid;
+  return `${r.wiki}\t${rcid}`;
 }

@@ -76,16 +76,11 @@ export class AheadEncoder {
   }
 }
 
-/** Encodes the rows' COPY lines ahead of their write (see {@linkcode AheadEncoder}). */
-export function encodeAhead(rows: readonly SinkRow[]): void {
-  new AheadEncoder().encode(rows);
-}
-
 /** Appends UTF-8 into buffers of at least CHUNK_BYTES; a string is never split. */
 class Chunks {
   buf = new Uint8Array(CHUNK_BYTES);
   pos = 0;
-  /** Buffers filled and handed out by `take` (whole buffers: views stay valid). */
+  /** Buffers that filled up, in order, not yet handed out (a new buffer never reuses them). */
   full: Uint8Array[] = [];
 
   putString(s: string): { buf: Uint8Array; start: number; end: number } {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { copyChunks, copyLine, encodeAhead } from "../../lib/sink/copy.ts";
+import { AheadEncoder, copyChunks, copyLine } from "../../lib/sink/copy.ts";
 import { decodeValue } from "../../lib/sink/decode.ts";
 import type { SinkRow } from "../../lib/sink/sink.ts";
 import { encode, envelope, validRow } from "../_arbitraries.ts";
@@ -31,7 +31,9 @@ Deno.test("copyChunks() encodes exactly the rows' COPY lines as UTF-8, whatever 
         // Rows encoded ahead in up to three batches (0: not ahead), then written in one order.
         const rows = tagged.map(([r]) => r);
         for (const b of [1, 2, 3]) {
-          encodeAhead(tagged.filter(([, t]) => t === b).map(([r]) => r));
+          new AheadEncoder().encode(
+            tagged.filter(([, t]) => t === b).map(([r]) => r),
+          );
         }
         const extra = rows.map((_, i) => i + 1);
         assert.equal(join(copyChunks(rows)), rows.map(copyLine).join(""));
