@@ -10,24 +10,34 @@ interface Pending {
 }
 
 /**
- * Wraps a sink so that writes arriving while one is in flight are merged into the next one: one
- * COPY, one merge and one commit for the batches of several partitions, instead of one
- * transaction per partition contending for the same rollup rows. A write with nothing in flight
- * starts at once. Each caller gets its own share of the result (its partitions' inserted rows and
- * dead letters), or the group's error, after which it retries alone or in a later group as it
- * sees fit. Writes of one partition are never grouped with each other, so a caller's share stays
- * its own; within a group, rows keep their callers' order.
+ * Wraps a sink so that up to `inFlight` writes run at once and the writes that arrive while every
+ * slot is busy are merged into the next one: one COPY and one commit for the batches of several
+ * partitions. A write with a free slot starts at once. Two writes in flight overlap one's COPY
+ * with the other's rollups and commit (PostgreSQL uses both cores); the sink's locks keep them
+ * exact (see `lib/sink/sink.ts`). Each caller gets its own share of the result (its partitions'
+ * inserted rows and dead letters), or the group's error, after which it retries alone or in a
+ * later group as it sees fit. A partition is never in two writes at once, nor twice in one, so a
+ * caller's share stays its own and a partition's writes keep their order; within a group, rows
+ * keep their callers' order.
  */
-export function groupWrites(sink: Sink): Sink {
+export function groupWrites(sink: Sink, inFlight = 2): Sink {
   const queue: Pending[] = [];
-  let flushing = false;
+  /** Partitions of the writes in flight. */
+  const busy = new Set<number>();
+  let running = 0;
 
-  async function flush(): Promise<void> {
-    flushing = true;
-    try {
-      while (queue.length > 0) await writeGroup(sink, takeGroup(queue));
-    } finally {
-      flushing = false;
+  function pump(): void {
+    while (running < inFlight && queue.length > 0) {
+      const group = takeGroup(queue, busy);
+      if (group.length === 0) return;
+      const partitions = group.flatMap((p) => [...p.partitions]);
+      for (const n of partitions) busy.add(n);
+      running++;
+      void writeGroup(sink, group).finally(() => {
+        running--;
+        for (const n of partitions) busy.delete(n);
+        pump();
+      });
     }
   }
 
@@ -40,20 +50,25 @@ export function groupWrites(sink: Sink): Sink {
         done: Promise.withResolvers<WriteResult>(),
       };
       queue.push(pending);
-      if (!flushing) void flush();
+      pump();
       return pending.done.promise;
     },
     close: () => sink.close(),
   };
 }
 
-/** Takes the longest run of queued writes from the front whose partitions do not overlap. */
-function takeGroup(queue: Pending[]): Pending[] {
+/**
+ * Takes the longest run of queued writes from the front whose partitions overlap neither each
+ * other nor a write in flight (`busy`).
+ */
+function takeGroup(queue: Pending[], busy: ReadonlySet<number>): Pending[] {
   const group: Pending[] = [];
-  const taken = new Set<number>();
+  const taken = new Set<number>(busy);
   for (let i = 0; i < queue.length;) {
     const p = queue[i]!;
     if ([...p.partitions].some((n) => taken.has(n))) {
+      // A later write of the same partition must not overtake this one.
+      for (const n of p.partitions) taken.add(n);
       i++;
       continue;
     }

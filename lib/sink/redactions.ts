@@ -92,6 +92,12 @@ export async function applyRedactions(
   // Prepared: planning an update of the partitioned table costs more than running it.
   const run = (sql: string, params: unknown[] = []) =>
     tx.unsafe(sql, params as never[], { prepare: true });
+  // Exclusive until commit, and a statement of its own (the next ones' snapshots see every write
+  // that held it before): of two writes in flight, one recording a redaction and one holding a
+  // row it concerns, the later one to get here sees the other committed, and applies it.
+  await tx.unsafe(
+    `select pg_advisory_xact_lock(hashtext(current_schema() || ':wikistream.redactions'))`,
+  );
   if (visibility.length > 0) await run(RECORD_VISIBILITY_SQL, [v]);
   if (pages.length > 0) await run(RECORD_PAGE_EVENTS_SQL, [p]);
   const [known] = await run(KNOWN_REDACTIONS_SQL, [k]);

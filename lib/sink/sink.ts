@@ -99,6 +99,14 @@ export interface SinkOptions {
   directCopy?: boolean;
 }
 
+/**
+ * Advisory lock keys, taken in this order (never the reverse, so no deadlock): the merge lock
+ * (per schema: the tables it guards are the schema's; see copyDirect and copyAndMerge), the
+ * retention lock (the retention job's, lib/sink/partitions.ts), the redaction lock (redactions.ts).
+ */
+const MERGE_LOCK = "hashtext(current_schema() || ':wikistream.merge')";
+const RETENTION_LOCK = "hashtext('wikistream.retention')";
+
 /** Writes that stage and merge without trying the direct COPY, after it was refused. */
 const MERGE_AFTER_REFUSAL = 16;
 
@@ -345,8 +353,10 @@ async function copyDirect(
   times?: StageTimes,
 ): Promise<Map<number, number>> {
   const t0 = performance.now();
-  // Held shared until commit: retention (exclusive) never drops a partition under this write.
-  await tx`select pg_advisory_xact_lock_shared(hashtext('wikistream.retention'))`;
+  // Held shared until commit: a merge (exclusive, see copyAndMerge) waits for this write, and
+  // retention (exclusive) never drops a partition under it. Always this order (no deadlock).
+  await tx.unsafe(`select pg_advisory_xact_lock_shared(${MERGE_LOCK}),
+    pg_advisory_xact_lock_shared(${RETENTION_LOCK})`);
   // A statement of its own: its snapshot is taken after the lock was granted.
   const [h] = await tx<{ below: boolean }[]>`
     select retained_from > ${earliest}::timestamptz as below from wiki_history_state`;
@@ -388,6 +398,10 @@ async function copyAndMerge(
   times?: StageTimes,
 ): Promise<Map<number, number>> {
   const t0 = performance.now();
+  // Exclusive until commit: no other write is in flight while this one merges, so the fill-in of
+  // a change already there (written by another write, this process's or another's) sees that
+  // row committed. Taken before the retention lock, as the direct write takes both.
+  await tx.unsafe(`select pg_advisory_xact_lock(${MERGE_LOCK})`);
   await tx.unsafe(
     `create temp table if not exists wikistream_stage_text (${STAGE_DDL})
              on commit delete rows`,
@@ -402,7 +416,7 @@ async function copyAndMerge(
   );
   const t1 = performance.now();
   // Held shared until commit: retention (exclusive) never drops a partition under this write.
-  await tx`select pg_advisory_xact_lock_shared(hashtext('wikistream.retention'))`;
+  await tx.unsafe(`select pg_advisory_xact_lock_shared(${RETENTION_LOCK})`);
   const inserted = new Map<number, number>();
   const maxCopy = copies.reduce((a, b) => (b > a ? b : a), 0);
   for (let copy = 1; copy <= maxCopy; copy++) {

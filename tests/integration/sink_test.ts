@@ -83,7 +83,7 @@ Deno.test("groupWrites() writes concurrent partitions' batches together, each ca
   const sink = groupWrites({
     write: (r, d) => (writes++, inner.write(r, d)),
     close: () => inner.close(),
-  });
+  }, 1);
   const rows = recordedRows();
   const part = (p: number, from: number, to: number) =>
     rows.slice(from, to).map((r) => ({ ...r, kafka_partition: p }));
@@ -91,7 +91,7 @@ Deno.test("groupWrites() writes concurrent partitions' batches together, each ca
   const b = part(1, 40, 70);
   const c = part(2, 70, 100);
   b[5] = { ...b[5]!, namespace: 2 ** 40 }; // rejected by the database: partition 1's dead letter
-  // The first write starts alone; the next two arrive while it is in flight and share one.
+  // One slot: the first write starts alone; the next two arrive while it is in flight and share one.
   const [ra, rb, rc] = await Promise.all([
     sink.write(a),
     sink.write(b),

@@ -1,0 +1,244 @@
+/**
+ * Writes in flight side by side on real PostgreSQL: two in one consumer (groupWrites' two slots)
+ * or one in each of two replicas. Each scenario holds both writes inside their transactions at
+ * once, with a lock a third session takes on a table both need, then lets them go: a page deletion
+ * recorded by one write reaches the other's uncommitted row of the page, and the second source of
+ * a change fills in the first one's row. Then many batches through two slots leave exactly what one
+ * slot leaves. Inputs: ./_redaction_inputs.ts (CONSTRUCTED ones marked there).
+ */
+import assert from "node:assert/strict";
+import { createSink, type Sink, type SinkRow } from "../../lib/sink/sink.ts";
+import { groupWrites } from "../../lib/sink/group_writes.ts";
+import { migrate } from "../../lib/sink/migrate.ts";
+import { decodeValue } from "../../lib/sink/decode.ts";
+import { connectDb, type Sql } from "../../lib/sink/db.ts";
+import { type ReplayedRecord, replayedRecords } from "./_consumer_fixture.ts";
+import {
+  apiRecord,
+  apiRow,
+  streamEventForApiRow,
+  streamRecord,
+} from "./_redaction_inputs.ts";
+import { captureLogger, tempSchema, testConfig } from "../_helpers.ts";
+import { sinkTables } from "./_direct_copy_fixture.ts";
+
+const EN = "en.wikipedia.org";
+const LV = "lv.wikipedia.org";
+let offset = 0;
+
+function rowsOf(records: ReplayedRecord[], partition: number): SinkRow[] {
+  const enc = new TextEncoder();
+  return records.map((r) => ({
+    ...decodeValue(enc.encode(r.value)),
+    kafka_partition: partition,
+    kafka_offset: String(offset++),
+  }));
+}
+
+/**
+ * Runs two writes (of two replicas: two sinks, two pools) while a third session holds a lock
+ * (`hold`, run in its transaction): `first` starts and must come to wait on it; then `second`
+ * starts, and the lock is released once `second` finished or waits too. Returns both results.
+ */
+async function held(
+  sql: Sql,
+  hold: string,
+  first: () => Promise<unknown>,
+  second: () => Promise<unknown>,
+): Promise<unknown[]> {
+  const release = Promise.withResolvers<void>();
+  const locked = Promise.withResolvers<void>();
+  const holder = sql.begin(async (tx) => {
+    await tx.unsafe(hold);
+    locked.resolve();
+    await release.promise;
+  });
+  await locked.promise;
+  const running: Promise<unknown>[] = [];
+  try {
+    running.push(first());
+    await waiters(sql, 1, () => false);
+    let settled = false;
+    running.push(second().finally(() => settled = true));
+    await waiters(sql, 2, () => settled);
+  } finally {
+    release.resolve();
+    await holder;
+  }
+  return await Promise.all(running);
+}
+
+/** Resolves once `n` sessions wait on a lock, or `done()` holds; fails after 20 s. */
+async function waiters(sql: Sql, n: number, done: () => boolean) {
+  const deadline = Date.now() + 20_000;
+  while (!done()) {
+    const [w] = await sql<{ n: number }[]>`
+      select count(*)::int as n from pg_locks
+      where not granted and pid <> pg_backend_pid()`;
+    if (w!.n >= n) return;
+    if (Date.now() > deadline) throw new Error(`${w!.n} waiting, not ${n}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A sink on a pool of its own (a replica of its own). */
+function replica(
+  url: string,
+  schema: string,
+  options: { directCopy?: boolean } = {},
+): Sink & { sql: Sql } {
+  const sql = connectDb(url, { schema, max: 2 });
+  const sink = createSink(sql, { log: captureLogger("warn"), ...options });
+  return Object.assign(sink, { sql });
+}
+
+Deno.test("two writes in flight: a page deletion recorded by one reaches the other's row of the page", async () => {
+  const config = testConfig();
+  await using db = await tempSchema(config);
+  await migrate(db.sql);
+  // The recorded API delete/delete of PAGE (2013-11-12T01:29:06Z), and a CONSTRUCTED edit of the
+  // page two days earlier (recorded edit 672726009 moved onto it): no rollup row in common.
+  const PAGE = "Category talk:Joe songs";
+  const deletion = apiRow("enwiki", 616263547);
+  const edit = {
+    ...apiRow("enwiki", 672726009),
+    title: PAGE,
+    ns: 15,
+    rcid: 616263001,
+    timestamp: "2013-11-10T01:00:00Z",
+  };
+  // A CONSTRUCTED older edit of the page (recorded edit 672726005 moved onto it), already stored.
+  const older = {
+    ...apiRow("enwiki", 672726005),
+    title: PAGE,
+    ns: 15,
+    rcid: 616262001,
+    timestamp: "2013-11-09T01:00:00Z",
+  };
+  await createSink(db.sql, { log: captureLogger("warn") }).write(
+    rowsOf([apiRecord(older, "enwiki", EN)], 2),
+  );
+  const a = replica(config.DATABASE_URL, db.name);
+  const b = replica(config.DATABASE_URL, db.name);
+  try {
+    // The deletion's write records it, then waits to mark the older row (a third session holds
+    // that row); meanwhile the edit's write runs beside it, its row not yet committed when the
+    // deletion's marking statement began.
+    await held(
+      db.sql,
+      `select 1 from wiki_recent_changes where rcid = ${older.rcid} for update`,
+      () => a.write(rowsOf([apiRecord(deletion, "enwiki", EN)], 0)),
+      () => b.write(rowsOf([apiRecord(edit, "enwiki", EN)], 1)),
+    );
+  } finally {
+    await a.sql.end();
+    await b.sql.end();
+  }
+  const marked = await db.sql<{ rcid: string; page_deleted_at: Date | null }[]>`
+    select rcid::text, page_deleted_at from wiki_recent_changes
+    where title = ${PAGE} order by rcid`;
+  assert.deepEqual(
+    marked.map((r) => [r.rcid, r.page_deleted_at?.toISOString()]),
+    [
+      [String(older.rcid), "2013-11-12T01:29:06.000Z"],
+      [String(edit.rcid), "2013-11-12T01:29:06.000Z"],
+      [String(deletion.rcid), undefined],
+    ],
+    "both edits of the page are marked deleted, the log row is not",
+  );
+});
+for (const directCopy of [false, true]) {
+  Deno.test(
+    `two writes in flight${
+      directCopy ? "" : " (merge only)"
+    }: the second source of a change fills in the first one's row`,
+    async () => {
+      const config = testConfig();
+      await using db = await tempSchema(config);
+      await migrate(db.sql);
+      // The recorded lvwiki API row and a CONSTRUCTED stream event of the same change, which lacks
+      // the page id, user id, tags and sha1 that the API row fills in.
+      const api = apiRow("lvwiki", 9235558);
+      const stream = streamEventForApiRow(api, "lvwiki", LV);
+      const first = rowsOf([streamRecord(stream)], 0);
+      const second = rowsOf([apiRecord(api, "lvwiki", LV)], 1);
+      const a = replica(config.DATABASE_URL, db.name, { directCopy });
+      const b = replica(config.DATABASE_URL, db.name, { directCopy });
+      let results: unknown[];
+      try {
+        // The stream row's write holds its insert at the redaction step; the API row's write waits
+        // for it (on the row or on the merge lock) inside its own transaction.
+        results = await held(
+          db.sql,
+          "lock table wiki_page_deletions in access exclusive mode",
+          () => a.write(first),
+          () => b.write(second),
+        );
+      } finally {
+        await a.sql.end();
+        await b.sql.end();
+      }
+      const [ra, rb] = results as { inserted: number; duplicates: number }[];
+      assert.deepEqual([ra!.inserted, rb!.inserted, rb!.duplicates], [1, 0, 1]);
+      const [row] = await db.sql<{ page_id: string | null }[]>`
+      select page_id::text from wiki_recent_changes
+      where wiki = 'lvwiki' and rcid = ${Number(api.rcid)}`;
+      assert.equal(
+        row?.page_id,
+        String(api.pageid),
+        "filled in from the API row",
+      );
+      // Exactly what the two writes leave one after the other.
+      await using ref = await tempSchema(config);
+      await migrate(ref.sql);
+      const alone = createSink(ref.sql, { log: captureLogger("warn") });
+      await alone.write(first);
+      await alone.write(second);
+      assert.deepEqual(await sinkTables(db.sql), await sinkTables(ref.sql));
+    },
+  );
+}
+
+Deno.test("groupWrites() with two writes in flight leaves exactly what one at a time leaves", async () => {
+  const config = testConfig();
+  await using one = await tempSchema(config);
+  await using two = await tempSchema(config);
+  await migrate(one.sql);
+  await migrate(two.sql);
+  // 4,000 replayed recorded rows (every replica of the 184 holds page deletions and restores),
+  // in 3 partitions of batches of 150, each partition's batches written in order.
+  const rows = rowsOf(replayedRecords(4000), 0);
+  const batches: SinkRow[][][] = [[], [], []];
+  for (let i = 0; i * 150 < rows.length; i++) {
+    const p = i % 3;
+    batches[p]!.push(
+      rows.slice(i * 150, (i + 1) * 150).map((r) => ({
+        ...r,
+        kafka_partition: p,
+      })),
+    );
+  }
+  const drive = async (sql: Sql, inFlight: number) => {
+    const pooled = connectDb(config.DATABASE_URL, {
+      schema: sql === one.sql ? one.name : two.name,
+      max: 3,
+    });
+    try {
+      const sink = groupWrites(
+        createSink(pooled, { log: captureLogger("warn") }),
+        inFlight,
+      );
+      await Promise.all(batches.map(async (list) => {
+        for (const b of list) await sink.write(b);
+      }));
+    } finally {
+      await pooled.end();
+    }
+  };
+  await drive(one.sql, 1);
+  await drive(two.sql, 2);
+  const [a, b] = [await sinkTables(one.sql), await sinkTables(two.sql)];
+  assert.equal(a.rows!.length, 4000);
+  assert.ok(a.pages!.length > 0, "the rows hold page deletions");
+  assert.deepEqual(b, a);
+});
