@@ -60,6 +60,33 @@ export function loadAverage(): number {
   return Number(readOr("/proc/loadavg").split(" ")[0] ?? NaN);
 }
 
+/**
+ * CPU seconds of every PostgreSQL process on this machine (its backends, exited ones included:
+ * the postmaster's cutime/cstime hold those); the difference of two readings is what PostgreSQL
+ * used between them. Null when none is visible (a database elsewhere).
+ */
+export function postgresCpuS(): number | null {
+  let ticks = 0;
+  let seen = false;
+  for (const p of safeReadDir("/proc")) {
+    if (!/^\d+$/.test(p)) continue;
+    const stat = readOr(`/proc/${p}/stat`);
+    if (!stat.includes(" (postgres) ")) continue;
+    seen = true;
+    ticks += cpuTicks(Number(p));
+  }
+  return seen ? ticks / TICKS_PER_S : null;
+}
+
+/** The machine's CPU time so far (all cores), busy and in all, in clock ticks. */
+export function machineTicks(): { busy: number; total: number } {
+  const cpu = readOr("/proc/stat").split("\n")[0]!.trim().split(/\s+/).slice(1)
+    .map(Number);
+  const total = cpu.reduce((a, b) => a + b, 0);
+  // idle and iowait are fields 4 and 5 of the cpu line.
+  return { busy: total - (cpu[3] ?? 0) - (cpu[4] ?? 0), total };
+}
+
 /** `pid` and all its descendants alive now. */
 export function treePids(pid: number): number[] {
   const out = [pid];

@@ -10,7 +10,12 @@ import {
   freshDatabase,
   spawnConsumer,
 } from "../tests/integration/_consumer_fixture.ts";
-import { loadAverage, sampleTree } from "./_proc.ts";
+import {
+  loadAverage,
+  machineTicks,
+  postgresCpuS,
+  sampleTree,
+} from "./_proc.ts";
 import { deleteTopic, fillTopic, measureCopyCeiling } from "./_fill.ts";
 
 /** Where the bench runs. */
@@ -42,6 +47,14 @@ export interface ConsumerBenchResult {
   rss_mb_at: Record<string, number>;
   /** Milliseconds per stage, summed over concurrent batches. */
   stage_ms: Record<string, number>;
+  /** PostgreSQL's CPU seconds after the first commit (null: not on this machine). */
+  postgres_cpu_s: number | null;
+  /** Share of all cores busy after the first commit (every process on the machine). */
+  machine_busy_pct: number;
+  /** CPU microseconds per row after the first commit: the consumer, PostgreSQL, all the rest. */
+  cpu_us_per_row: { consumer: number; postgres: number | null; rest: number };
+  /** The rate at which this run's CPU per row would keep every core busy (an upper bound). */
+  cpu_bound_rows_per_s: number;
   load_avg: { start: number; end: number };
 }
 
@@ -106,6 +119,12 @@ interface ConsumerRun {
   cpuS: number;
   rssAt: Record<string, number>;
   stages: Record<string, number>;
+  /** CPU from the first commit to the last (the steady phase consumer_rows_per_s covers). */
+  steady: {
+    consumerS: number;
+    postgresS: number | null;
+    machine: { busy: number; total: number };
+  };
 }
 
 /** End to end: a real consumer process, from the pre-filled topic into the table. */
@@ -142,6 +161,11 @@ async function runConsumer(
       topic,
       started,
       rss: () => sampler.now().rssKb,
+      cpu: () => ({
+        consumer: sampler.now().cpuS,
+        postgres: postgresCpuS(),
+        machine: machineTicks(),
+      }),
     });
     // The last batch's offset commit is timed just after the broker has it: let it land.
     await new Promise((r) => setTimeout(r, 500));
@@ -157,6 +181,7 @@ async function runConsumer(
       peakKb: usage.peakKb,
       cpuS: usage.cpuS,
       stages,
+      steady: steadyCpu(progress.cpuAt),
     };
   } finally {
     sampler.stop();
@@ -173,21 +198,30 @@ async function runConsumer(
  */
 async function waitForCommits(
   admin: Admin,
-  { group, topic, started, rss }: {
+  { group, topic, started, rss, cpu }: {
     group: string;
     topic: string;
     started: number;
     rss: () => number;
+    cpu: () => CpuReading;
   },
-): Promise<Pick<ConsumerRun, "first" | "doneAt" | "total" | "rssAt">> {
+): Promise<
+  Pick<ConsumerRun, "first" | "doneAt" | "total" | "rssAt"> & {
+    cpuAt: [CpuReading, CpuReading];
+  }
+> {
   let first: { at: number; n: number } | undefined;
+  let cpuFirst: CpuReading | undefined;
   const rssAt: Record<string, number> = {};
   while (true) {
     const lag = await fetchLag(admin, { groupId: group, topic });
     const pending = Number(lag.reduce((a, p) => a + BigInt(p.lag), 0n));
     const committed = lag.reduce((a, p) => a + Number(p.committed ?? 0), 0);
     const now = performance.now();
-    if (committed > 0 && !first) first = { at: now, n: committed };
+    if (committed > 0 && !first) {
+      first = { at: now, n: committed };
+      cpuFirst = cpu();
+    }
     const share = committed / (committed + pending || 1);
     for (const q of [25, 50, 75, 100]) {
       if (share * 100 >= q && !(q in rssAt)) {
@@ -195,7 +229,8 @@ async function waitForCommits(
       }
     }
     if (committed > 0 && pending === 0) {
-      return { first: first!, doneAt: now, total: committed, rssAt };
+      const cpuAt: [CpuReading, CpuReading] = [cpuFirst!, cpu()];
+      return { first: first!, doneAt: now, total: committed, rssAt, cpuAt };
     }
     if (now - started > 1_800_000) {
       throw new Error("Cannot finish the consumer bench within 30 minutes");
@@ -216,6 +251,27 @@ async function scrapeStages(port: number): Promise<Record<string, number>> {
     out[stage] = Math.round(Number(m?.[1] ?? NaN) * 1000);
   }
   return out;
+}
+
+/** CPU seconds so far: the consumer's tree, PostgreSQL's, the machine's ticks. */
+interface CpuReading {
+  consumer: number;
+  postgres: number | null;
+  machine: { busy: number; total: number };
+}
+
+/** What was used between two readings. */
+function steadyCpu([a, b]: [CpuReading, CpuReading]): ConsumerRun["steady"] {
+  return {
+    consumerS: b.consumer - a.consumer,
+    postgresS: a.postgres === null || b.postgres === null
+      ? null
+      : b.postgres - a.postgres,
+    machine: {
+      busy: b.machine.busy - a.machine.busy,
+      total: b.machine.total - a.machine.total,
+    },
+  };
 }
 
 /** Prints the consumer's figures and returns the section's result. */
@@ -247,6 +303,14 @@ function report(
       run.cpuS.toFixed(1)
     } CPU s; all offsets committed (lag 0)`,
   );
+  const cpu = cpuBudget(run.steady, rowsAfterFirst);
+  options.say(
+    `CPU per row after the first commit: consumer ${cpu.perRow.consumer} us, PostgreSQL ${
+      cpu.perRow.postgres ?? "?"
+    } us, the rest ${cpu.perRow.rest} us (Kafka, this bench); machine ${cpu.busyPct} % busy; ${navigator.hardwareConcurrency} cores at this cost: at most ${cpu.boundRate} rows/s = ratio ${
+      (cpu.boundRate / copyRate).toFixed(2)
+    }`,
+  );
   options.say(
     `consumer stages (ms, summed over concurrent batches): ${
       STAGES.map((s) => `${s} ${run.stages[s]}`).join(", ")
@@ -267,7 +331,39 @@ function report(
     peak_rss_mb: Number((peakKb / 1024).toFixed(1)),
     rss_mb_at: run.rssAt,
     stage_ms: run.stages,
+    postgres_cpu_s: run.steady.postgresS === null
+      ? null
+      : Number(run.steady.postgresS.toFixed(1)),
+    machine_busy_pct: cpu.busyPct,
+    cpu_us_per_row: cpu.perRow,
+    cpu_bound_rows_per_s: cpu.boundRate,
     load_avg: { start: load0, end: loadAverage() },
+  };
+}
+
+/**
+ * CPU microseconds per row from the first commit to the last (the span consumer_rows_per_s
+ * covers): the consumer's, PostgreSQL's, and the rest of the machine's busy time (Kafka, this
+ * bench, anything else); and the rate at which that cost per row keeps every core busy.
+ */
+function cpuBudget(steady: ConsumerRun["steady"], rows: number) {
+  const cores = navigator.hardwareConcurrency;
+  // The machine's ticks count every core; a tick is 1/100 s on Linux.
+  const busyS = steady.machine.busy / 100;
+  const us = (s: number) => Math.round((s / rows) * 1e6);
+  const consumer = us(steady.consumerS);
+  const postgres = steady.postgresS === null ? null : us(steady.postgresS);
+  const total = us(busyS);
+  return {
+    perRow: {
+      consumer,
+      postgres,
+      rest: Math.max(0, total - consumer - (postgres ?? 0)),
+    },
+    busyPct: Math.round(
+      (100 * steady.machine.busy) / (steady.machine.total || 1),
+    ),
+    boundRate: total > 0 ? Math.round((cores * 1e6) / total) : 0,
   };
 }
 
