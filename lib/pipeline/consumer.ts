@@ -232,7 +232,7 @@ async function startWriting(
 ): Promise<{ sink: Sink; consumer: BatchConsumer }> {
   const { log, topic, dlq, stats, progress, opened } = parts;
   // The sink owns a pool of its own, which it replaces after a connection failure. The partitions'
-  // concurrent batches are written together (one transaction), not side by side.
+  // batches are written two transactions at a time, the ones that wait for a slot together.
   const sink = groupWrites(createSink(
     (session) =>
       connectDb(config.DATABASE_URL, {

@@ -1,4 +1,4 @@
-/** @module Group commit: concurrent writes of different Kafka partitions share one transaction. */
+/** @module Group commit: two writes in flight; the partitions' writes that wait share one transaction. */
 import type { DeadLetter, Sink, SinkRow, WriteResult } from "./sink.ts";
 
 /** One caller's write, waiting for the group it joins. */
