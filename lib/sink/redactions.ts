@@ -95,8 +95,10 @@ export async function applyRedactions(
   // Exclusive until commit, and a statement of its own (the next ones' snapshots see every write
   // that held it before): of two writes in flight, one recording a redaction and one holding a
   // row it concerns, the later one to get here sees the other committed, and applies it.
+  // Keyed by the table (see MERGE_LOCK in sink.ts), whatever the session's search_path.
   await tx.unsafe(
-    `select pg_advisory_xact_lock(hashtext(current_schema() || ':wikistream.redactions'))`,
+    `select pg_advisory_xact_lock(hashtext('wikistream.redactions'),
+    'wiki_recent_changes'::regclass::oid::int)`,
   );
   if (visibility.length > 0) await run(RECORD_VISIBILITY_SQL, [v]);
   if (pages.length > 0) await run(RECORD_PAGE_EVENTS_SQL, [p]);

@@ -101,10 +101,13 @@ export interface SinkOptions {
 
 /**
  * Advisory lock keys, taken in this order (never the reverse, so no deadlock): the merge lock
- * (per schema: the tables it guards are the schema's; see copyDirect and copyAndMerge), the
- * retention lock (the retention job's, lib/sink/partitions.ts), the redaction lock (redactions.ts).
+ * (see copyDirect and copyAndMerge), the retention lock (the retention job's,
+ * lib/sink/partitions.ts), the redaction lock (redactions.ts). The merge and redaction locks are
+ * keyed by the table they guard (its oid), not by a name: sessions whose search_paths differ but
+ * resolve the same tables (current_schema() can differ) still take the same lock.
  */
-const MERGE_LOCK = "hashtext(current_schema() || ':wikistream.merge')";
+const MERGE_LOCK =
+  "hashtext('wikistream.merge'), 'wiki_recent_changes'::regclass::oid::int";
 const RETENTION_LOCK = "hashtext('wikistream.retention')";
 
 /** Writes that stage and merge without trying the direct COPY, after it was refused. */

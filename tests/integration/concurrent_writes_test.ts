@@ -3,16 +3,13 @@
  * or one in each of two replicas. Each scenario holds both writes inside their transactions at
  * once, with a lock a third session takes on a table both need, then lets them go: a page deletion
  * recorded by one write reaches the other's uncommitted row of the page, and the second source of
- * a change fills in the first one's row. Then many batches through two slots leave exactly what one
- * slot leaves. Inputs: ./_redaction_inputs.ts (CONSTRUCTED ones marked there).
+ * a change fills in the first one's row (concurrent_writes_stress_test.ts: many batches through two
+ * slots leave what one slot leaves). Inputs: ./_redaction_inputs.ts (CONSTRUCTED ones marked there).
  */
 import assert from "node:assert/strict";
-import { createSink, type Sink, type SinkRow } from "../../lib/sink/sink.ts";
-import { groupWrites } from "../../lib/sink/group_writes.ts";
+import { createSink } from "../../lib/sink/sink.ts";
 import { migrate } from "../../lib/sink/migrate.ts";
-import { decodeValue } from "../../lib/sink/decode.ts";
-import { connectDb, type Sql } from "../../lib/sink/db.ts";
-import { type ReplayedRecord, replayedRecords } from "./_consumer_fixture.ts";
+import { held, replica, rowsOf } from "./_concurrent_fixture.ts";
 import {
   apiRecord,
   apiRow,
@@ -24,73 +21,6 @@ import { sinkTables } from "./_direct_copy_fixture.ts";
 
 const EN = "en.wikipedia.org";
 const LV = "lv.wikipedia.org";
-let offset = 0;
-
-function rowsOf(records: ReplayedRecord[], partition: number): SinkRow[] {
-  const enc = new TextEncoder();
-  return records.map((r) => ({
-    ...decodeValue(enc.encode(r.value)),
-    kafka_partition: partition,
-    kafka_offset: String(offset++),
-  }));
-}
-
-/**
- * Runs two writes (of two replicas: two sinks, two pools) while a third session holds a lock
- * (`hold`, run in its transaction): `first` starts and must come to wait on it; then `second`
- * starts, and the lock is released once `second` finished or waits too. Returns both results.
- */
-async function held(
-  sql: Sql,
-  hold: string,
-  first: () => Promise<unknown>,
-  second: () => Promise<unknown>,
-): Promise<unknown[]> {
-  const release = Promise.withResolvers<void>();
-  const locked = Promise.withResolvers<void>();
-  const holder = sql.begin(async (tx) => {
-    await tx.unsafe(hold);
-    locked.resolve();
-    await release.promise;
-  });
-  await locked.promise;
-  const running: Promise<unknown>[] = [];
-  try {
-    running.push(first());
-    await waiters(sql, 1, () => false);
-    let settled = false;
-    running.push(second().finally(() => settled = true));
-    await waiters(sql, 2, () => settled);
-  } finally {
-    release.resolve();
-    await holder;
-  }
-  return await Promise.all(running);
-}
-
-/** Resolves once `n` sessions wait on a lock, or `done()` holds; fails after 20 s. */
-async function waiters(sql: Sql, n: number, done: () => boolean) {
-  const deadline = Date.now() + 20_000;
-  while (!done()) {
-    const [w] = await sql<{ n: number }[]>`
-      select count(*)::int as n from pg_locks
-      where not granted and pid <> pg_backend_pid()`;
-    if (w!.n >= n) return;
-    if (Date.now() > deadline) throw new Error(`${w!.n} waiting, not ${n}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-/** A sink on a pool of its own (a replica of its own). */
-function replica(
-  url: string,
-  schema: string,
-  options: { directCopy?: boolean } = {},
-): Sink & { sql: Sql } {
-  const sql = connectDb(url, { schema, max: 2 });
-  const sink = createSink(sql, { log: captureLogger("warn"), ...options });
-  return Object.assign(sink, { sql });
-}
 
 Deno.test("two writes in flight: a page deletion recorded by one reaches the other's row of the page", async () => {
   const config = testConfig();
@@ -198,47 +128,3 @@ for (const directCopy of [false, true]) {
     },
   );
 }
-
-Deno.test("groupWrites() with two writes in flight leaves exactly what one at a time leaves", async () => {
-  const config = testConfig();
-  await using one = await tempSchema(config);
-  await using two = await tempSchema(config);
-  await migrate(one.sql);
-  await migrate(two.sql);
-  // 4,000 replayed recorded rows (every replica of the 184 holds page deletions and restores),
-  // in 3 partitions of batches of 150, each partition's batches written in order.
-  const rows = rowsOf(replayedRecords(4000), 0);
-  const batches: SinkRow[][][] = [[], [], []];
-  for (let i = 0; i * 150 < rows.length; i++) {
-    const p = i % 3;
-    batches[p]!.push(
-      rows.slice(i * 150, (i + 1) * 150).map((r) => ({
-        ...r,
-        kafka_partition: p,
-      })),
-    );
-  }
-  const drive = async (sql: Sql, inFlight: number) => {
-    const pooled = connectDb(config.DATABASE_URL, {
-      schema: sql === one.sql ? one.name : two.name,
-      max: 3,
-    });
-    try {
-      const sink = groupWrites(
-        createSink(pooled, { log: captureLogger("warn") }),
-        inFlight,
-      );
-      await Promise.all(batches.map(async (list) => {
-        for (const b of list) await sink.write(b);
-      }));
-    } finally {
-      await pooled.end();
-    }
-  };
-  await drive(one.sql, 1);
-  await drive(two.sql, 2);
-  const [a, b] = [await sinkTables(one.sql), await sinkTables(two.sql)];
-  assert.equal(a.rows!.length, 4000);
-  assert.ok(a.pages!.length > 0, "the rows hold page deletions");
-  assert.deepEqual(b, a);
-});
