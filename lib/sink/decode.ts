@@ -64,7 +64,7 @@ export function validateValue({ json, text }: ParsedValue): ChangeRow {
   // Raw control characters are invalid in JSON and invalid UTF-8 was refused above, so a NUL or a
   // lone surrogate can only arrive as a \u escape: walk the values only when one may be there.
   // Likewise nesting deeper than 64 needs more than 64 openers.
-  const walk = MAYBE_UNSTORABLE.test(text) || openers(text) > 64;
+  const walk = MAYBE_UNSTORABLE.test(text) || moreOpenersThan(text, 64);
   const bad = walk ? findUnstorableString(env.data) : null;
   if (bad) throw new DecodeError("bad_text", `Cannot decode record: ${bad}`);
   if (env.data.source === "eventstreams") {
@@ -94,14 +94,15 @@ export function validateValue({ json, text }: ParsedValue): ChangeRow {
   );
 }
 
-/** How many `{` and `[` the text holds (an upper bound of its nesting depth). */
-function openers(text: string): number {
-  let n = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 123 || c === 91) n++;
+/** Whether the text holds more than `n` of `{` and `[` (an upper bound of its nesting depth). */
+function moreOpenersThan(text: string, n: number): boolean {
+  let count = 0;
+  for (const c of ["{", "["]) {
+    for (let i = text.indexOf(c); i !== -1; i = text.indexOf(c, i + 1)) {
+      if (++count > n) return true;
+    }
   }
-  return n;
+  return false;
 }
 
 function summarise(issues: { path: PropertyKey[]; message: string }[]): string {

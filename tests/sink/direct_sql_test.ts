@@ -53,6 +53,21 @@ Deno.test("directEarliest() gives the earliest time of new-looking rows, null wh
       "2024-01-01T00:00:59.9999996Z", // timestamptz rounds it into the next minute
     ]
   ) assert.equal(directEarliest([row("1", t)]), null, t);
+  // The same, after a valid time of the same minute (whose minute is then known good).
+  assert.equal(
+    directEarliest([
+      row("1", "2016-12-31T23:59:59Z"),
+      row("2", "2016-12-31T23:59:60Z"),
+    ]),
+    null,
+  );
+  assert.equal(
+    directEarliest([
+      row("1", "2016-12-31T23:59:00Z"),
+      row("2", "2016-12-31T23:59:59.999999Z"),
+    ]),
+    "2016-12-31T23:59:00.000Z",
+  );
   // Microseconds are kept as they are.
   assert.equal(
     directEarliest([row("1", "2024-01-01T00:00:59.999999Z")]),
