@@ -201,11 +201,18 @@ function copyValue(v: unknown, json: boolean): string {
   return escapeCopy(String(v));
 }
 
+/** COPY text escapes of the characters that need one. */
+const ESCAPES: Record<string, string> = {
+  "\\": "\\\\",
+  "\t": "\\t",
+  "\n": "\\n",
+  "\r": "\\r",
+};
+const NEEDS_ESCAPE = /[\\\t\n\r]/;
+const ESCAPED = /[\\\t\n\r]/g;
+
 function escapeCopy(s: string): string {
-  return /[\\\t\n\r]/.test(s)
-    ? s.replace(/\\/g, "\\\\").replace(/\t/g, "\\t").replace(/\n/g, "\\n")
-      .replace(/\r/g, "\\r")
-    : s;
+  return NEEDS_ESCAPE.test(s) ? s.replace(ESCAPED, (c) => ESCAPES[c]!) : s;
 }
 
 /** The part of a postgres.js query that {@linkcode copyIn} needs. */
