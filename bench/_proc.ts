@@ -61,30 +61,39 @@ export function loadAverage(): number {
 }
 
 /**
- * CPU seconds of every PostgreSQL process on this machine (its backends, exited ones included:
- * the postmaster's cutime/cstime hold those); the difference of two readings is what PostgreSQL
- * used between them. Null when none is visible (a database elsewhere).
+ * CPU seconds of one PostgreSQL cluster: its postmaster and every process under it, exited
+ * backends included (the postmaster's cutime/cstime hold those); the difference of two readings
+ * is what the cluster used between them. A backend reaped while the tree is read would be missed
+ * (or counted twice): the postmaster's child times are read again after, and the tree again if
+ * they moved. Null when the postmaster is not visible here (a database elsewhere).
  */
-export function postgresCpuS(): number | null {
-  let ticks = 0;
-  let seen = false;
-  for (const p of safeReadDir("/proc")) {
-    if (!/^\d+$/.test(p)) continue;
-    const stat = readOr(`/proc/${p}/stat`);
-    if (!stat.includes(" (postgres) ")) continue;
-    seen = true;
-    ticks += cpuTicks(Number(p));
+export function clusterCpuS(postmaster: number): number | null {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const before = childTicks(postmaster);
+    if (before === null) return null;
+    const ticks = treePids(postmaster).reduce((a, p) => a + cpuTicks(p), 0);
+    if (childTicks(postmaster) === before) return ticks / TICKS_PER_S;
   }
-  return seen ? ticks / TICKS_PER_S : null;
+  return null;
 }
 
-/** The machine's CPU time so far (all cores), busy and in all, in clock ticks. */
+/** The parent of a process (0 when it is gone). */
+export function parentPid(pid: number): number {
+  const stat = readOr(`/proc/${pid}/stat`);
+  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1] ?? 0);
+}
+
+/**
+ * The machine's CPU time so far, in clock ticks: busy (user, nice, system, irq, softirq) and in
+ * all (those, idle, iowait and steal). guest time is already inside user and nice.
+ */
 export function machineTicks(): { busy: number; total: number } {
-  const cpu = readOr("/proc/stat").split("\n")[0]!.trim().split(/\s+/).slice(1)
+  const f = readOr("/proc/stat").split("\n")[0]!.trim().split(/\s+/).slice(1)
     .map(Number);
-  const total = cpu.reduce((a, b) => a + b, 0);
-  // idle and iowait are fields 4 and 5 of the cpu line.
-  return { busy: total - (cpu[3] ?? 0) - (cpu[4] ?? 0), total };
+  const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0] = f;
+  const [irq = 0, softirq = 0, steal = 0] = f.slice(5);
+  const busy = user + nice + system + irq + softirq;
+  return { busy, total: busy + idle + iowait + steal };
 }
 
 /** `pid` and all its descendants alive now. */
@@ -98,6 +107,14 @@ export function treePids(pid: number): number[] {
     }
   }
   return out;
+}
+
+/** cutime + cstime of a process (its reaped children's CPU), in clock ticks; null once gone. */
+function childTicks(pid: number): number | null {
+  const stat = readOr(`/proc/${pid}/stat`);
+  if (!stat) return null;
+  const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return Number(rest[13] ?? 0) + Number(rest[14] ?? 0);
 }
 
 /** utime + stime + cutime + cstime of a process, in clock ticks (0 once it is gone). */

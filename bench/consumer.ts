@@ -11,9 +11,10 @@ import {
   spawnConsumer,
 } from "../tests/integration/_consumer_fixture.ts";
 import {
+  clusterCpuS,
   loadAverage,
   machineTicks,
-  postgresCpuS,
+  parentPid,
   sampleTree,
 } from "./_proc.ts";
 import { deleteTopic, fillTopic, measureCopyCeiling } from "./_fill.ts";
@@ -81,12 +82,15 @@ export async function runConsumerBench(
   try {
     const fillMs = await fillTopic(kafka, topic, options);
     const copyRate = await measureCopyCeiling(db.sql, options);
+    // The cluster's postmaster (our backend's parent), when it runs on this machine.
+    const [b] = await db.sql<{ pid: number }[]>`select pg_backend_pid() as pid`;
     const run = await runConsumer(kafka, {
       id,
       topic,
       brokers: options.brokers,
       databaseUrl: db.url,
       partitions: options.partitions,
+      postmaster: parentPid(b!.pid),
     });
     const [c] = await db.sql<{ n: number }[]>`
       select count(*)::int as n from wiki_recent_changes`;
@@ -121,6 +125,7 @@ interface ConsumerRun {
   stages: Record<string, number>;
   /** CPU from the first commit to the last (the steady phase consumer_rows_per_s covers). */
   steady: {
+    wallS: number;
     consumerS: number;
     postgresS: number | null;
     machine: { busy: number; total: number };
@@ -136,6 +141,8 @@ async function runConsumer(
     brokers: string;
     databaseUrl: string;
     partitions: number;
+    /** PostgreSQL's postmaster pid here (0: not on this machine). */
+    postmaster: number;
   },
 ): Promise<ConsumerRun> {
   const { id, topic } = target;
@@ -163,7 +170,7 @@ async function runConsumer(
       rss: () => sampler.now().rssKb,
       cpu: () => ({
         consumer: sampler.now().cpuS,
-        postgres: postgresCpuS(),
+        postgres: target.postmaster > 0 ? clusterCpuS(target.postmaster) : null,
         machine: machineTicks(),
       }),
     });
@@ -181,7 +188,10 @@ async function runConsumer(
       peakKb: usage.peakKb,
       cpuS: usage.cpuS,
       stages,
-      steady: steadyCpu(progress.cpuAt),
+      steady: steadyCpu(
+        progress.cpuAt,
+        (progress.doneAt - progress.first.at) / 1000,
+      ),
     };
   } finally {
     sampler.stop();
@@ -261,8 +271,12 @@ interface CpuReading {
 }
 
 /** What was used between two readings. */
-function steadyCpu([a, b]: [CpuReading, CpuReading]): ConsumerRun["steady"] {
+function steadyCpu(
+  [a, b]: [CpuReading, CpuReading],
+  wallS: number,
+): ConsumerRun["steady"] {
   return {
+    wallS,
     consumerS: b.consumer - a.consumer,
     postgresS: a.postgres === null || b.postgres === null
       ? null
@@ -307,7 +321,7 @@ function report(
   options.say(
     `CPU per row after the first commit: consumer ${cpu.perRow.consumer} us, PostgreSQL ${
       cpu.perRow.postgres ?? "?"
-    } us, the rest ${cpu.perRow.rest} us (Kafka, this bench); machine ${cpu.busyPct} % busy; ${navigator.hardwareConcurrency} cores at this cost: at most ${cpu.boundRate} rows/s = ratio ${
+    } us, the rest ${cpu.perRow.rest} us (Kafka, this bench, anything else); machine ${cpu.busyPct} % busy; at this cost with all ${navigator.hardwareConcurrency} cores busy: ${cpu.boundRate} rows/s = ratio ${
       (cpu.boundRate / copyRate).toFixed(2)
     }`,
   );
@@ -344,12 +358,14 @@ function report(
 /**
  * CPU microseconds per row from the first commit to the last (the span consumer_rows_per_s
  * covers): the consumer's, PostgreSQL's, and the rest of the machine's busy time (Kafka, this
- * bench, anything else); and the rate at which that cost per row keeps every core busy.
+ * bench, anything else running); and the rate at that cost per row with every core busy (the
+ * measured rate over the busy share: fixed costs and other load count as cost per row).
  */
 function cpuBudget(steady: ConsumerRun["steady"], rows: number) {
   const cores = navigator.hardwareConcurrency;
-  // The machine's ticks count every core; a tick is 1/100 s on Linux.
-  const busyS = steady.machine.busy / 100;
+  // /proc/stat gives the busy share; its tick count per second is not exact, the wall clock is.
+  const share = steady.machine.busy / (steady.machine.total || 1);
+  const busyS = share * cores * steady.wallS;
   const us = (s: number) => Math.round((s / rows) * 1e6);
   const consumer = us(steady.consumerS);
   const postgres = steady.postgresS === null ? null : us(steady.postgresS);
@@ -360,9 +376,7 @@ function cpuBudget(steady: ConsumerRun["steady"], rows: number) {
       postgres,
       rest: Math.max(0, total - consumer - (postgres ?? 0)),
     },
-    busyPct: Math.round(
-      (100 * steady.machine.busy) / (steady.machine.total || 1),
-    ),
+    busyPct: Math.round(100 * share),
     boundRate: total > 0 ? Math.round((cores * 1e6) / total) : 0,
   };
 }
