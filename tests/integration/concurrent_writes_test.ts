@@ -25,6 +25,17 @@ import { sinkTables } from "./_direct_copy_fixture.ts";
 const EN = "en.wikipedia.org";
 const LV = "lv.wikipedia.org";
 
+/** CONSTRUCTED: recorded enwiki edit `recorded` moved onto `page` (ns 15) as rcid `rcid` at `at`. */
+function onPage(page: string, recorded: number, rcid: number, at: string) {
+  return {
+    ...apiRow("enwiki", recorded),
+    title: page,
+    ns: 15,
+    rcid,
+    timestamp: at,
+  };
+}
+
 /** The two replicas' sessions: the same search_path, or the second's with an empty schema first. */
 const PATHS = [
   { name: "two writes in flight", otherPath: false },
@@ -57,21 +68,9 @@ for (const { name, otherPath } of PATHS) {
     // page two days earlier (recorded edit 672726009 moved onto it): no rollup row in common.
     const PAGE = "Category talk:Joe songs";
     const deletion = apiRow("enwiki", 616263547);
-    const edit = {
-      ...apiRow("enwiki", 672726009),
-      title: PAGE,
-      ns: 15,
-      rcid: 616263001,
-      timestamp: "2013-11-10T01:00:00Z",
-    };
+    const edit = onPage(PAGE, 672726009, 616263001, "2013-11-10T01:00:00Z");
     // A CONSTRUCTED older edit of the page (recorded edit 672726005 moved onto it), already stored.
-    const older = {
-      ...apiRow("enwiki", 672726005),
-      title: PAGE,
-      ns: 15,
-      rcid: 616262001,
-      timestamp: "2013-11-09T01:00:00Z",
-    };
+    const older = onPage(PAGE, 672726005, 616262001, "2013-11-09T01:00:00Z");
     await createSink(db.sql, { log: captureLogger("warn") }).write(
       rowsOf([apiRecord(older, "enwiki", EN)], 2),
     );

@@ -7,6 +7,19 @@ import { captureLogger, eventually, testConfig } from "../_helpers.ts";
 
 const SMALL = "s".repeat(1000);
 
+/** The test's topic with `partitions` partitions, and a client for it. */
+async function freshTopic(partitions: number) {
+  const config = testConfig();
+  const topic = config.KAFKA_TOPIC;
+  const kafka = createKafka({
+    brokers: config.KAFKA_BROKERS,
+    clientId: "fetch-size",
+    log: captureLogger("error"),
+  });
+  await ensureTopics(kafka, [{ topic, partitions }]);
+  return { kafka, topic };
+}
+
 /** Consumes `topic` from the start and records every (partition, offset, value length) seen. */
 async function consumeAll(kafka: Kafka, topic: string) {
   const seen = new Map<string, number>();
@@ -25,14 +38,7 @@ async function consumeAll(kafka: Kafka, topic: string) {
 }
 
 Deno.test("runBatchConsumer() delivers a 900 KB record and a 900 KB transactional batch", async () => {
-  const config = testConfig();
-  const topic = config.KAFKA_TOPIC;
-  const kafka = createKafka({
-    brokers: config.KAFKA_BROKERS,
-    clientId: "fetch-size",
-    log: captureLogger("error"),
-  });
-  await ensureTopics(kafka, [{ topic, partitions: 1 }]);
+  const { kafka, topic } = await freshTopic(1);
   const producer = kafka.producer({
     idempotent: true,
     maxInFlightRequests: 1,
@@ -72,14 +78,7 @@ Deno.test("runBatchConsumer() delivers a 900 KB record and a 900 KB transactiona
 });
 
 Deno.test("runBatchConsumer() delivers a 900 KB record on one partition while another keeps busy", async () => {
-  const config = testConfig();
-  const topic = config.KAFKA_TOPIC;
-  const kafka = createKafka({
-    brokers: config.KAFKA_BROKERS,
-    clientId: "fetch-size",
-    log: captureLogger("error"),
-  });
-  await ensureTopics(kafka, [{ topic, partitions: 2 }]);
+  const { kafka, topic } = await freshTopic(2);
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
   const { seen, consumer } = await consumeAll(kafka, topic);
