@@ -120,14 +120,19 @@ export class ByteWriter {
     const buf = this.#buf;
     let at = this.#at;
     let i = 0;
-    // ASCII byte by byte; the rest through the encoder (lone surrogates become U+FFFD, as in Buffer).
-    for (; i < s.length; i++) {
-      const c = s.charCodeAt(i);
-      if (c >= 0x80) break;
-      buf[at++] = c;
+    // A short string goes byte by byte while ASCII (cheaper than a call into the encoder); the
+    // rest, and a long one whole, through the encoder (lone surrogates become U+FFFD, as in
+    // Buffer).
+    if (s.length <= SHORT) {
+      for (; i < s.length; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) break;
+        buf[at++] = c;
+      }
     }
     if (i < s.length) {
-      at += ENCODER.encodeInto(s.slice(i), buf.subarray(at)).written;
+      const rest = i === 0 ? s : s.slice(i);
+      at += ENCODER.encodeInto(rest, buf.subarray(at)).written;
     }
     const n = at - this.#at;
     this.#at = at;
@@ -151,6 +156,9 @@ export function isBuffer(v: unknown): v is Uint8Array {
 }
 
 const ENCODER = new TextEncoder();
+
+/** Strings up to this length are copied byte by byte while ASCII. */
+const SHORT = 32;
 
 /** Bytes of the zigzag varint of `v`. */
 function varintSize(v: number): number {
