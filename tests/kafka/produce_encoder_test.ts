@@ -13,6 +13,7 @@ import {
   produceEncoderFixed,
 } from "../../lib/kafka/_produce_encoder.ts";
 import { crc32c } from "../../lib/kafka/_crc32c.ts";
+import { ByteWriter } from "../../lib/kafka/_byte_writer.ts";
 
 Deno.test.sanitizer?.({ ops: true, resources: true });
 
@@ -129,6 +130,75 @@ Deno.test("encodeProduce() matches kafkajs on a page of 500 events like the poll
     ],
   };
   assert.deepEqual(ourBytes(a), await kafkajsBytes(a));
+});
+
+/** Lone and paired surrogates and multi-byte characters around the 32-unit byte-by-byte limit. */
+function edgeStrings(): string[] {
+  const odd = "\uD83D \uDE00 \uD83D\uDE00 \uDE00\uD83D é ☃ \u0000".split(" ");
+  const strings = [""];
+  for (const len of [31, 32, 33, 200]) {
+    for (const fill of ["a", "ж", "\uDE00"]) {
+      for (const c of odd) {
+        for (const at of new Set([0, 30, 31, 32, 33, len - 1, len])) {
+          if (at > len) continue;
+          const s = fill.repeat(len);
+          strings.push(s.slice(0, at) + c + s.slice(at));
+        }
+      }
+    }
+  }
+  return strings;
+}
+
+/** Kafka's zigzag varint of a non-negative `v`. */
+function zigzag(v: number): number[] {
+  const out = [];
+  let z = v * 2;
+  for (; z >= 0x80; z = Math.floor(z / 128)) out.push((z & 0x7f) | 0x80);
+  out.push(z);
+  return out;
+}
+
+Deno.test("ByteWriter writes strings as Buffer's UTF-8, growing from any size", () => {
+  for (const initial of [1, 7, 64, 4096]) {
+    for (const s of edgeStrings()) {
+      const w = new ByteWriter(initial);
+      w.int8(7);
+      w.varBytes(s);
+      w.string(s);
+      const b = [...Buffer.from(s)];
+      const n = [b.length >> 8, b.length & 0xff];
+      const expected = [7, ...zigzag(b.length), ...b, ...n, ...b];
+      assert.deepEqual([...w.bytes()], expected, JSON.stringify(s));
+    }
+  }
+});
+
+Deno.test("encodeProduce() matches kafkajs on strings around the 32-unit byte-by-byte limit", async () => {
+  // In keys, values and header values (the random requests' header values stay under 32 units).
+  const strings = edgeStrings();
+  const messages = strings.map((s, i) => ({
+    key: s,
+    value: strings[(i + 1) % strings.length]!,
+    headers: {
+      [s.slice(0, 40)]: s,
+      h: [s, "", strings[(i + 2) % strings.length]!],
+    },
+  }));
+  for (let i = 0; i < messages.length; i += 50) {
+    const a: ProduceArgs = {
+      acks: -1,
+      timeout: 1000,
+      transactionalId: "tx",
+      producerId: 5,
+      producerEpoch: 0,
+      topicData: [{
+        topic: "t",
+        partitions: [{ partition: 0, messages: messages.slice(i, i + 50) }],
+      }],
+    };
+    assert.deepEqual(ourBytes(a), await kafkajsBytes(a));
+  }
 });
 
 Deno.test("encodeProduce() leaves compressed or timestamped requests to kafkajs", () => {
