@@ -151,6 +151,20 @@ function edgeStrings(): string[] {
 }
 
 /** Kafka's zigzag varint of a non-negative `v`. */
+/** A transactional Produce request of `messages` to partition 0 of topic "t". */
+function txRequest(
+  messages: ProduceArgs["topicData"][0]["partitions"][0]["messages"],
+): ProduceArgs {
+  return {
+    acks: -1,
+    timeout: 1000,
+    transactionalId: "tx",
+    producerId: 5,
+    producerEpoch: 0,
+    topicData: [{ topic: "t", partitions: [{ partition: 0, messages }] }],
+  };
+}
+
 function zigzag(v: number): number[] {
   const out = [];
   let z = v * 2;
@@ -186,17 +200,7 @@ Deno.test("encodeProduce() matches kafkajs on strings around the 32-unit byte-by
     },
   }));
   for (let i = 0; i < messages.length; i += 50) {
-    const a: ProduceArgs = {
-      acks: -1,
-      timeout: 1000,
-      transactionalId: "tx",
-      producerId: 5,
-      producerEpoch: 0,
-      topicData: [{
-        topic: "t",
-        partitions: [{ partition: 0, messages: messages.slice(i, i + 50) }],
-      }],
-    };
+    const a = txRequest(messages.slice(i, i + 50));
     assert.deepEqual(ourBytes(a), await kafkajsBytes(a));
   }
 });
@@ -235,17 +239,7 @@ Deno.test("encodeProduce() leaves compressed or timestamped requests to kafkajs"
 
 Deno.test("the Produce hook is installed and answers with the fast encoder", async () => {
   assert.equal(produceEncoderFixed(), true);
-  const a: ProduceArgs = {
-    acks: -1,
-    timeout: 1000,
-    transactionalId: "tx",
-    producerId: 5,
-    producerEpoch: 0,
-    topicData: [{
-      topic: "t",
-      partitions: [{ partition: 0, messages: [{ key: "k", value: "v" }] }],
-    }],
-  };
+  const a = txRequest([{ key: "k", value: "v" }]);
   const build = (ProduceRequests as {
     protocol(o: { version: number }): (a: ProduceArgs) => {
       request: {
