@@ -131,8 +131,7 @@ export class ByteWriter {
       }
     }
     if (i < s.length) {
-      const rest = i === 0 ? s : s.slice(i);
-      at += ENCODER.encodeInto(rest, buf.subarray(at)).written;
+      at += ENCODER.encodeInto(s.slice(i), buf.subarray(at)).written;
     }
     const n = at - this.#at;
     this.#at = at;

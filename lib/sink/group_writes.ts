@@ -14,7 +14,7 @@ interface Pending {
  * slot is busy are merged into the next one: one COPY and one commit for the batches of several
  * partitions. A write with a free slot starts at once. Two writes in flight overlap one's COPY
  * with the other's rollups and commit (PostgreSQL uses both cores); the sink's locks keep them
- * exact (see `lib/sink/sink.ts`). Each caller gets its own share of the result (its partitions'
+ * exact (see `lib/sink/_locks.ts`). Each caller gets its own share of the result (its partitions'
  * inserted rows and dead letters), or the group's error, after which it retries alone or in a
  * later group as it sees fit. A partition is never in two writes at once, nor twice in one, so a
  * caller's share stays its own and a partition's writes keep their order; within a group, rows

@@ -1,5 +1,6 @@
 /** @module Monthly partitions of wiki_recent_changes: created on demand, listed, dropped whole. */
 import type { Sql, Transaction } from "./db.ts";
+import { RETENTION_LOCK } from "./_locks.ts";
 
 /** A partition of wiki_recent_changes and its upper bound (null for the default partition). */
 export interface PartitionInfo {
@@ -67,7 +68,7 @@ export async function dropOlderThan(
     const upper = p.upper;
     const rows = await sql.begin(async (tx) => {
       // Waits for in-flight writes (they hold it shared) and holds off new ones until commit.
-      await tx`select pg_advisory_xact_lock(hashtext('wikistream.retention'))`;
+      await tx.unsafe(`select pg_advisory_xact_lock(${RETENTION_LOCK})`);
       await tx`update wiki_history_state
         set retained_from = greatest(retained_from, ${upper})`;
       const [est] = await tx<{ n: number }[]>`

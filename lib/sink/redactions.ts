@@ -8,6 +8,7 @@ import {
   RECORD_PAGE_EVENTS_SQL,
   RECORD_VISIBILITY_SQL,
 } from "./_redaction_sql.ts";
+import { REDACTION_LOCK } from "./_locks.ts";
 
 /** A visibility change (delete/revision, delete/event, suppress/revision, suppress/event). */
 export interface VisibilityChange {
@@ -95,11 +96,8 @@ export async function applyRedactions(
   // Exclusive until commit, and a statement of its own (the next ones' snapshots see every write
   // that held it before): of two writes in flight, one recording a redaction and one holding a
   // row it concerns, the later one to get here sees the other committed, and applies it.
-  // Keyed by the table (see MERGE_LOCK in sink.ts), whatever the session's search_path.
-  await tx.unsafe(
-    `select pg_advisory_xact_lock(hashtext('wikistream.redactions'),
-    'wiki_recent_changes'::regclass::oid::int)`,
-  );
+  // Keyed by the table, whatever the session's search_path (see lib/sink/_locks.ts).
+  await tx.unsafe(`select pg_advisory_xact_lock(${REDACTION_LOCK})`);
   if (visibility.length > 0) await run(RECORD_VISIBILITY_SQL, [v]);
   if (pages.length > 0) await run(RECORD_PAGE_EVENTS_SQL, [p]);
   const [known] = await run(KNOWN_REDACTIONS_SQL, [k]);

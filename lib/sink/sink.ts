@@ -8,6 +8,7 @@ import { copyNumbers, MERGE_SQL, STAGE_DDL } from "./_merge_sql.ts";
 import { activityJson, directEarliest, ROLLUP_SQL } from "./_direct_sql.ts";
 import { applyRedactions, type RedactionOptions } from "./redactions.ts";
 import { MonthPartitions } from "./partitions.ts";
+import { MERGE_LOCK, RETENTION_LOCK } from "./_locks.ts";
 import type { ChangeRow } from "../source/normalise.ts";
 import { isRowError } from "../core/errors.ts";
 import { OwnedPool, type PoolFactory } from "./_pool.ts";
@@ -98,17 +99,6 @@ export interface SinkOptions {
    */
   directCopy?: boolean;
 }
-
-/**
- * Advisory lock keys, taken in this order (never the reverse, so no deadlock): the merge lock
- * (see copyDirect and copyAndMerge), the retention lock (the retention job's,
- * lib/sink/partitions.ts), the redaction lock (redactions.ts). The merge and redaction locks are
- * keyed by the table they guard (its oid), not by a name: sessions whose search_paths differ but
- * resolve the same tables (current_schema() can differ) still take the same lock.
- */
-const MERGE_LOCK =
-  "hashtext('wikistream.merge'), 'wiki_recent_changes'::regclass::oid::int";
-const RETENTION_LOCK = "hashtext('wikistream.retention')";
 
 /** Writes that stage and merge without trying the direct COPY, after it was refused. */
 const MERGE_AFTER_REFUSAL = 16;
