@@ -79,8 +79,7 @@ export function clusterCpuS(postmaster: number): number | null {
 
 /** The parent of a process (0 when it is gone). */
 export function parentPid(pid: number): number {
-  const stat = readOr(`/proc/${pid}/stat`);
-  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1] ?? 0);
+  return Number(statFields(pid)?.[1] ?? 0);
 }
 
 /**
@@ -111,19 +110,24 @@ export function treePids(pid: number): number[] {
 
 /** cutime + cstime of a process (its reaped children's CPU), in clock ticks; null once gone. */
 function childTicks(pid: number): number | null {
-  const stat = readOr(`/proc/${pid}/stat`);
-  if (!stat) return null;
-  const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return Number(rest[13] ?? 0) + Number(rest[14] ?? 0);
+  const rest = statFields(pid);
+  return rest ? Number(rest[13] ?? 0) + Number(rest[14] ?? 0) : null;
 }
 
 /** utime + stime + cutime + cstime of a process, in clock ticks (0 once it is gone). */
 function cpuTicks(pid: number): number {
-  const stat = readOr(`/proc/${pid}/stat`);
-  // The command name (field 2) may hold spaces: the fields after it start past the last ')'.
-  const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // rest[0] is field 3 (state); utime..cstime are fields 14..17.
+  const rest = statFields(pid) ?? [];
   return [11, 12, 13, 14].reduce((a, i) => a + Number(rest[i] ?? 0), 0);
+}
+
+/**
+ * The fields of `/proc/<pid>/stat` from field 3 (state) on: rest[1] is the parent, rest[11..14]
+ * utime, stime, cutime, cstime. Null once the process is gone. The command name (field 2) may
+ * hold spaces, so the fields after it start past the last ')'.
+ */
+function statFields(pid: number): string[] | null {
+  const stat = readOr(`/proc/${pid}/stat`);
+  return stat ? stat.slice(stat.lastIndexOf(")") + 2).split(" ") : null;
 }
 
 function safeReadDir(path: string): string[] {

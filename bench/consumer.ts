@@ -54,7 +54,7 @@ export interface ConsumerBenchResult {
   machine_busy_pct: number;
   /** CPU microseconds per row after the first commit: the consumer, PostgreSQL, all the rest. */
   cpu_us_per_row: { consumer: number; postgres: number | null; rest: number };
-  /** The rate at which this run's CPU per row would keep every core busy (an upper bound). */
+  /** This run's rate over the machine's busy share: every core busy at its CPU per row (a projection). */
   cpu_bound_rows_per_s: number;
   load_avg: { start: number; end: number };
 }
