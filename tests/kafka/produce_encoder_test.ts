@@ -150,7 +150,6 @@ function edgeStrings(): string[] {
   return strings;
 }
 
-/** Kafka's zigzag varint of a non-negative `v`. */
 /** A transactional Produce request of `messages` to partition 0 of topic "t". */
 function txRequest(
   messages: ProduceArgs["topicData"][0]["partitions"][0]["messages"],
@@ -165,6 +164,7 @@ function txRequest(
   };
 }
 
+/** Kafka's zigzag varint of a non-negative `v`. */
 function zigzag(v: number): number[] {
   const out = [];
   let z = v * 2;
