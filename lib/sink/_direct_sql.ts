@@ -32,7 +32,7 @@ function rollup(table: string, bucket: "hour" | "day"): string {
  */
 export const ROLLUP_SQL = `
 with g as materialized (
-  select * from jsonb_to_recordset($1::text::jsonb) as g(wiki text, minute timestamptz,
+  select * from json_to_recordset($1::text::json) as g(wiki text, minute timestamptz,
     namespace integer, ${COUNTERS.map((c) => `${c} bigint`).join(", ")})
 ), up as (
   insert into wiki_activity_minute as a

@@ -6,14 +6,14 @@
  * log id, a non-log row's title.
  */
 const keys = (n: number) =>
-  `jsonb_to_recordset($${n}::text::jsonb) as k(wiki text, rev_id bigint, log_id bigint, title text)`;
+  `json_to_recordset($${n}::text::json) as k(wiki text, rev_id bigint, log_id bigint, title text)`;
 
 /** Records visibility changes ($1: JSON array); hidden bits only ever add up (order-free). */
 export const RECORD_VISIBILITY_SQL = `
 insert into wiki_visibility_changes as v
   (wiki, target, target_id, hidden, log_id, redacted_at)
 select wiki, target, target_id, bit_or(hidden), max(log_id), max(redacted_at)
-from jsonb_to_recordset($1::text::jsonb) as x(wiki text, target text,
+from json_to_recordset($1::text::json) as x(wiki text, target text,
   target_id bigint, hidden integer, log_id bigint, redacted_at timestamptz)
 group by wiki, target, target_id
 order by wiki, target, target_id
@@ -29,7 +29,7 @@ where (v.hidden | excluded.hidden, greatest(v.log_id, excluded.log_id),
 export const RECORD_PAGE_EVENTS_SQL = `
 insert into wiki_page_deletions as d (wiki, title, action, log_id, event_time)
 select distinct on (wiki, title) wiki, title, action, log_id, event_time
-from jsonb_to_recordset($1::text::jsonb) as x(wiki text, title text,
+from json_to_recordset($1::text::json) as x(wiki text, title text,
   action text, log_id bigint, event_time timestamptz)
 order by wiki, title, log_id desc, event_time desc
 on conflict (wiki, title) do update set
@@ -66,7 +66,7 @@ select exists (
  */
 export const APPLY_VISIBILITY_SQL = `
 with cand as (
-  select wiki, target, target_id from jsonb_to_recordset($1::text::jsonb)
+  select wiki, target, target_id from json_to_recordset($1::text::json)
     as x(wiki text, target text, target_id bigint)
   union
   select wiki, 'revision', rev_id from ${keys(2)} where rev_id is not null
@@ -120,7 +120,7 @@ where r.wiki = h.wiki and r.rcid = h.rcid
  */
 export const APPLY_PAGE_DELETIONS_SQL = `
 with cand as (
-  select wiki, title from jsonb_to_recordset($1::text::jsonb) as x(wiki text, title text)
+  select wiki, title from json_to_recordset($1::text::json) as x(wiki text, title text)
   union
   select wiki, title from ${keys(3)} where title is not null
 ), hits as (
