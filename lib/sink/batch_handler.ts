@@ -1,10 +1,5 @@
 /** @module Turns a Kafka batch into one durable sink write: decode, dead-letter, write with retry. */
-import {
-  type ParsedValue,
-  parseValue,
-  rowJson,
-  validateValue,
-} from "./decode.ts";
+import { type ParsedValue, parseValue, validateValue } from "./decode.ts";
 import { DecodeError } from "../core/errors.ts";
 import type { BatchContext, RecordBatch } from "../kafka/batch_consumer.ts";
 import type { InRecord } from "../kafka/client.ts";
@@ -101,7 +96,6 @@ export function decodeBatch(
   });
   const t1 = performance.now();
   const rows: SinkRow[] = [];
-  const raws: (Uint8Array | undefined)[] = [];
   for (let i = 0; i < parsed.length; i++) {
     const p = parsed[i];
     if (p === undefined) continue;
@@ -113,13 +107,12 @@ export function decodeBatch(
       // The original record, so a row PostgreSQL rejects dead-letters as it came (no copy).
       row.source = r;
       rows.push(row);
-      raws.push(rowJson(p, r.value!));
     } catch (err) {
       deadLetters.push(toDeadLetter(r, err, receivedAt));
     }
   }
   const t2 = performance.now();
-  encoder.encode(rows, raws);
+  encoder.encode(rows);
   if (times) {
     times.decode += t1 - t0;
     times.validate += t2 - t1;

@@ -47,21 +47,14 @@ const JSON_COLUMNS = new Set<string>(["log_params", "raw"]);
 const CHUNK_BYTES = 262_144;
 const utf8 = new TextEncoder();
 
-/**
- * What `raw` of a row encoded ahead holds: its COPY line (a view into one buffer per batch). The
- * parsed JSON is let go: the line holds it, and it is decoded again from the row's record in the
- * rare case a copy of the row is encoded. A slot of the row, not a WeakMap entry: an ephemeron
- * per row costs more to set and to collect.
- */
-class Encoded {
-  constructor(readonly line: Uint8Array) {}
-}
+/** Rows' COPY lines encoded ahead of their write (views into one buffer per batch). */
+const encoded = new WeakMap<SinkRow, Uint8Array>();
 
-/** The row's COPY line encoded ahead, if it was. */
-function encodedLine(row: SinkRow): Uint8Array | undefined {
-  const raw: unknown = row.raw;
-  return raw instanceof Encoded ? raw.line : undefined;
-}
+/**
+ * What `raw` of a row encoded ahead holds: its parsed JSON is let go once in the COPY line (and
+ * decoded again from the row's record in the rare case a copy of the row is encoded).
+ */
+const RELEASED: Record<string, unknown> = Object.freeze({});
 
 /**
  * Encodes rows' COPY lines now, while their batch waits for its write (decode ahead), so the
@@ -73,20 +66,11 @@ function encodedLine(row: SinkRow): Uint8Array | undefined {
 export class AheadEncoder {
   readonly #lines = new Chunks();
 
-  /**
-   * Encodes the rows' lines; `rawJson[i]`, when given, is the i-th row's source row as its record
-   * holds it (see `rowJson` in decode.ts), written as it is instead of stringified again.
-   */
-  encode(
-    rows: readonly SinkRow[],
-    rawJson?: readonly (Uint8Array | undefined)[],
-  ): void {
-    for (let i = 0; i < rows.length; i++) {
-      const row = rows[i]!;
-      if (!row.source) continue; // its raw cannot be let go: encoded when written
-      const at = this.#lines.putLine(row, rawJson?.[i]);
-      const line = new Encoded(at.buf.subarray(at.start, at.end));
-      row.raw = line as unknown as SinkRow["raw"];
+  encode(rows: readonly SinkRow[]): void {
+    for (const row of rows) {
+      const at = this.#lines.putString(copyLine(row));
+      encoded.set(row, at.buf.subarray(at.start, at.end));
+      if (row.source) row.raw = RELEASED;
     }
     this.#lines.full.length = 0; // the views hold them
   }
@@ -98,8 +82,6 @@ class Chunks {
   pos = 0;
   /** Buffers that filled up, in order, not yet handed out (a new buffer never reuses them). */
   full: Uint8Array[] = [];
-  /** Where the line being written by `putLine` starts (-1: none). */
-  #line = -1;
 
   putString(s: string): { buf: Uint8Array; start: number; end: number } {
     let { read, written } = utf8.encodeInto(s, this.buf.subarray(this.pos));
@@ -110,64 +92,6 @@ class Chunks {
     const start = this.pos;
     this.pos += written;
     return { buf: this.buf, start, end: this.pos };
-  }
-
-  /**
-   * Writes one row's COPY line (as {@linkcode copyLine} would), never split; `raw`, when given,
-   * is the row's `raw` column as JSON text already, copied in as it is.
-   */
-  putLine(
-    row: SinkRow,
-    raw?: Uint8Array,
-  ): { buf: Uint8Array; start: number; end: number } {
-    if (!raw) return this.putString(copyLine(row));
-    this.#line = this.pos;
-    this.#string(`${copyColumns(row, 0, RAW_AT)}\t`);
-    this.#escapedBytes(raw);
-    this.#string(`\t${copyColumns(row, RAW_AT + 1, COLUMNS.length)}\n`);
-    const start = this.#line;
-    this.#line = -1;
-    return { buf: this.buf, start, end: this.pos };
-  }
-
-  /** Room for `n` more bytes; a line being written moves whole into a new buffer. */
-  #room(n: number): void {
-    if (this.buf.length - this.pos >= n) return;
-    const from = this.#line >= 0 ? this.#line : this.pos;
-    const partial = this.buf.subarray(from, this.pos);
-    if (from > 0) this.full.push(this.buf.subarray(0, from));
-    this.buf = new Uint8Array(Math.max(CHUNK_BYTES, 2 * (partial.length + n)));
-    this.buf.set(partial);
-    this.pos = partial.length;
-    if (this.#line >= 0) this.#line = 0;
-  }
-
-  #string(s: string): void {
-    this.#room(3 * s.length);
-    this.pos += utf8.encodeInto(s, this.buf.subarray(this.pos)).written;
-  }
-
-  /** UTF-8 bytes, COPY-escaped; copied whole when there is nothing to escape. */
-  #escapedBytes(b: Uint8Array): void {
-    if (
-      b.indexOf(0x5c) === -1 && b.indexOf(0x09) === -1 &&
-      b.indexOf(0x0a) === -1 && b.indexOf(0x0d) === -1
-    ) {
-      this.#room(b.length);
-      this.buf.set(b, this.pos);
-      this.pos += b.length;
-      return;
-    }
-    this.#room(2 * b.length);
-    const buf = this.buf;
-    let p = this.pos;
-    for (let i = 0; i < b.length; i++) {
-      const c = b[i]!;
-      const e = c < 0x80 ? ESCAPE_BYTE[c]! : 0;
-      if (e !== 0) buf[p++] = 0x5c, buf[p++] = e;
-      else buf[p++] = c;
-    }
-    this.pos = p;
   }
 
   putBytes(b: Uint8Array): void {
@@ -208,7 +132,7 @@ export function* copyChunks(
   let run: Uint8Array | undefined;
   for (let i = 0; i < rows.length; i++) {
     const row = rows[i]!;
-    const pre = encodedLine(row);
+    const pre = encoded.get(row);
     if (pre && !extra) {
       yield* out.full.splice(0);
       const last = out.take(true);
@@ -250,22 +174,14 @@ function adjacent(a: Uint8Array, b: Uint8Array): boolean {
 
 /** One row as a COPY text line. */
 export function copyLine(row: SinkRow): string {
-  return `${copyColumns(row, 0, COLUMNS.length)}\n`;
-}
-
-/** Where `raw` is in COPY order. */
-const RAW_AT = COLUMNS.indexOf("raw");
-
-/** The row's columns `from` to before `to`, COPY-escaped, joined by tabs. */
-function copyColumns(row: SinkRow, from: number, to: number): string {
   let line = "";
-  for (let i = from; i < to; i++) {
+  for (let i = 0; i < COLUMNS.length; i++) {
     const col = COLUMNS[i]!;
-    if (i > from) line += "\t";
-    const v = col === "raw" && encodedLine(row) ? rawAgain(row) : row[col];
+    if (i > 0) line += "\t";
+    const v = col === "raw" && row.raw === RELEASED ? rawAgain(row) : row[col];
     line += copyValue(v, JSON_COLUMNS.has(col));
   }
-  return line;
+  return line + "\n";
 }
 
 /** The `raw` of a row encoded ahead (then copied, e.g. by a test), decoded again from its record. */
@@ -276,24 +192,14 @@ function rawAgain(row: SinkRow): unknown {
 function copyValue(v: unknown, json: boolean): string {
   if (v === null || v === undefined) return "\\N";
   if (json) return escapeCopy(JSON.stringify(v));
-  if (Array.isArray(v)) return escapeCopy(arrayLiteral(v));
+  if (Array.isArray(v)) {
+    return escapeCopy(
+      `{${v.map((s) => `"${String(s).replace(/[\\"]/g, "\\$&")}"`).join(",")}}`,
+    );
+  }
   if (typeof v === "boolean") return v ? "t" : "f";
   return escapeCopy(String(v));
 }
-
-/** A text[] value in PostgreSQL's array syntax (every element quoted). */
-function arrayLiteral(v: readonly unknown[]): string {
-  return `{${
-    v.map((s) => `"${String(s).replace(/[\\"]/g, "\\$&")}"`).join(",")
-  }}`;
-}
-
-/** The byte after the backslash of each escaped ASCII byte; 0: written as it is. */
-const ESCAPE_BYTE = new Uint8Array(128);
-ESCAPE_BYTE[0x5c] = 0x5c;
-ESCAPE_BYTE[0x09] = 0x74;
-ESCAPE_BYTE[0x0a] = 0x6e;
-ESCAPE_BYTE[0x0d] = 0x72;
 
 /** COPY text escapes of the characters that need one. */
 const ESCAPES: Record<string, string> = {

@@ -1,6 +1,6 @@
 /** @module Decodes a Kafka record value into a table row, or says exactly why it cannot. */
 import { ApiRowSchema, StreamEventSchema } from "../schemas/wikimedia.ts";
-import { type Envelope, EnvelopeSchema } from "../schemas/envelope.ts";
+import { EnvelopeSchema } from "../schemas/envelope.ts";
 import { fastApiRow, fastEnvelope } from "../schemas/fast_api_row.ts";
 import {
   type ChangeRow,
@@ -92,64 +92,6 @@ export function validateValue({ json, text }: ParsedValue): ChangeRow {
     { wiki: env.data.wiki, serverName: env.data.server_name },
     env.data.row,
   );
-}
-
-/** Anything but ASCII. */
-const NON_ASCII = /[\u0080-\uffff]/;
-
-/**
- * The source row's JSON text, as bytes of the record (no copy), when the record is laid out
- * exactly as the producers write it: `{"v":1,"source":…,"wiki":…,"server_name":…,"fetched_at":…,
- * "row":{…}}`, no whitespace, no other member. Otherwise undefined (stringify the parsed row).
- * Call it only for a value that {@linkcode validateValue} accepted.
- */
-export function rowJson(
-  { json, text }: ParsedValue,
-  value: Uint8Array,
-): Uint8Array | undefined {
-  const e = json as Envelope;
-  const prefix = envelopePrefix(e);
-  const n = prefix.length;
-  const end = text.length - 1;
-  // The text is one valid JSON object. From the prefix on, it holds the row's value (an object),
-  // then, before the final brace, nothing or more members. The last of those would have to be an
-  // object for the text to end in two braces: a seventh key, a second "row", or one of the five
-  // with an object value (which validation refuses). So the row ends just before the last brace.
-  // Without a \u escape, a second "row" key can only be spelled as the first.
-  if (
-    !text.startsWith(prefix) ||
-    text.charCodeAt(end) !== 0x7d || text.charCodeAt(end - 1) !== 0x7d ||
-    text.indexOf('"row":', n) !== -1 || text.indexOf("\\u", n) !== -1 ||
-    Object.keys(e).length !== 6 ||
-    NON_ASCII.test(prefix) // then its bytes are its UTF-16 units
-  ) return undefined;
-  return value.subarray(n, value.length - 1);
-}
-
-/** The last envelope's head: a page's records share theirs. */
-let head = {
-  source: "",
-  wiki: "",
-  server_name: "",
-  fetched_at: "",
-  prefix: "",
-};
-
-/** The envelope's members before the row's value, as the producers write them. */
-function envelopePrefix(e: Envelope): string {
-  const h = head;
-  if (
-    e.fetched_at === h.fetched_at && e.wiki === h.wiki &&
-    e.server_name === h.server_name && e.source === h.source
-  ) return h.prefix;
-  const { source, wiki, server_name, fetched_at } = e;
-  const prefix = `{"v":1,"source":${JSON.stringify(source)},"wiki":${
-    JSON.stringify(wiki)
-  },"server_name":${JSON.stringify(server_name)},"fetched_at":${
-    JSON.stringify(fetched_at)
-  },"row":`;
-  head = { source, wiki, server_name, fetched_at, prefix };
-  return prefix;
 }
 
 /** Whether the text holds more than `n` of `{` and `[` (an upper bound of its nesting depth). */

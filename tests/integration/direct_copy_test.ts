@@ -8,8 +8,6 @@ import { createSink, type SinkRow } from "../../lib/sink/sink.ts";
 import { copyIn } from "../../lib/sink/copy.ts";
 import { migrate } from "../../lib/sink/migrate.ts";
 import { decodeValue } from "../../lib/sink/decode.ts";
-import { decodeBatch } from "../../lib/sink/batch_handler.ts";
-import { recordedStreamLines } from "../fakes/fake_eventstreams.ts";
 import { replayedRecords } from "./_consumer_fixture.ts";
 import { captureLogger, tempSchema, testConfig } from "../_helpers.ts";
 import { sinkTables } from "./_direct_copy_fixture.ts";
@@ -86,95 +84,6 @@ Deno.test("the direct COPY and the merge leave the same tables and results for t
       (select sum(changes) from wiki_activity_minute)::int as minute,
       (select sum(changes) from wiki_activity_day)::int as day`;
   assert.deepEqual(recount, { rows: 1500, minute: 1500, day: 1500 });
-});
-
-/**
- * Recorded rows and events as record values, laid out as the producers write them and otherwise:
- * the decoder copies the row's JSON out of the record as it is when it can tell where it is.
- */
-function recordValues(): string[] {
-  const api = replayedRecords(300).map((r) => r.value);
-  const stream = recordedStreamLines(
-    "eventstreams_multiwiki_2024-04-26_extracted_from_readme.jsonl",
-  ).map((line) => {
-    const e = JSON.parse(line);
-    return JSON.stringify({
-      v: 1,
-      source: "eventstreams",
-      wiki: e.wiki,
-      server_name: e.server_name,
-      fetched_at: "2024-04-26T00:01:00Z",
-      row: e,
-    });
-  });
-  return [...api, ...stream].flatMap((value, i) => {
-    const { row, ...env } = JSON.parse(value);
-    const head = value.slice(0, value.indexOf('"row":') + 6);
-    const variants = [
-      value,
-      // Whitespace inside the row (tabs and newlines: escaped for COPY), as another producer may.
-      `${head}${JSON.stringify(row, null, "\t")}}`,
-      // Not where the producers put it: stringified again from the parsed row.
-      JSON.stringify({ row, ...env }),
-      `${value.slice(0, -1)} }`,
-      `${head}${JSON.stringify(row)},"row":${JSON.stringify(row)}}`,
-      `${head}${JSON.stringify(row)},"\\u0072ow":${JSON.stringify(row)}}`,
-      `${value.slice(0, -1)},"wiki":${JSON.stringify(env.wiki)}}`,
-      `${value.slice(0, -1)},"note":{}}`,
-      // A server name beyond ASCII: the row starts further into the bytes than the text.
-      JSON.stringify({ ...env, server_name: `${env.server_name}\u00e9`, row }),
-    ];
-    return i % 7 === 0 ? variants : [value];
-  });
-}
-
-Deno.test("rows encoded ahead with the record's own row JSON store exactly what rows encoded at write time do", async () => {
-  const config = testConfig();
-  let direct = 0;
-  await using a = await tempSchema(config, {
-    onQuery: (q) => {
-      if (q.startsWith("copy wiki_recent_changes")) direct++;
-    },
-  });
-  await using b = await tempSchema(config);
-  await migrate(a.sql);
-  await migrate(b.sql);
-  const log = captureLogger("warn");
-  const enc = new TextEncoder();
-  const values = recordValues();
-  // Each layout of a change under its own rcid, so that all of them are stored.
-  const records = values.map((v, i) => {
-    const value = enc.encode(
-      v.replace(/"(rcid|id)":(\s*)\d+/g, (_, k, ws) => `"${k}":${ws}${i + 1}`),
-    );
-    return {
-      topic: "t",
-      partition: 0,
-      offset: String(i),
-      key: null,
-      value,
-      headers: {},
-      timestamp: "0",
-    };
-  });
-  const ahead = decodeBatch({
-    topic: "t",
-    partition: 0,
-    records,
-    highWatermark: "0",
-  });
-  assert.equal(ahead.deadLetters.length, 0);
-  const plain = records.map((r): SinkRow => ({
-    ...decodeValue(r.value),
-    kafka_partition: 0,
-    kafka_offset: r.offset,
-  }));
-  await createSink(a.sql, { log }).write(ahead.rows);
-  await createSink(b.sql, { log }).write(plain);
-  const [ta, tb] = [await sinkTables(a.sql), await sinkTables(b.sql)];
-  assert.equal(ta.rows!.length, values.length);
-  assert.deepEqual(ta, tb);
-  assert.ok(direct === 1, "written by one direct COPY");
 });
 
 Deno.test("a batch whose last row is already stored is merged after the direct COPY is refused", async () => {
