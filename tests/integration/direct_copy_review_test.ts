@@ -1,9 +1,10 @@
 /**
  * Review of the direct COPY against the merge on real PostgreSQL, for what production does and
  * direct_copy_test.ts does not: one change from both sources in different batches (either order),
- * redactions arriving before and after their rows, a session TimeZone other than UTC, event times
- * the client and PostgreSQL might bucket differently. Each scenario writes the same batches through
- * a direct sink and a merge-only sink and requires the same tables.
+ * redactions arriving before and after their rows, a wiki name and a title JSON must escape (the
+ * rollup and redaction statements read them from json parameters), a session TimeZone other than
+ * UTC, event times the client and PostgreSQL might bucket differently. Each scenario writes the
+ * same batches through a direct sink and a merge-only sink and requires the same tables.
  */
 import assert from "node:assert/strict";
 import { createSink, type Sink, type SinkRow } from "../../lib/sink/sink.ts";
@@ -40,7 +41,11 @@ function rowsOf(records: ReplayedRecord[], partition = 0): SinkRow[] {
  */
 async function compare(
   batches: SinkRow[][],
-  options: { timeZone?: string } = {},
+  options: {
+    timeZone?: string;
+    /** Looks at the direct sink's tables (equal to the merge's). */
+    check?: (tables: Record<string, unknown[]>) => void;
+  } = {},
 ): Promise<number> {
   const config = testConfig();
   await using a = await tempSchema(config);
@@ -70,6 +75,7 @@ async function compare(
     }
     const [ta, tb] = [await sinkTables(sqlA), await sinkTables(b.sql)];
     assert.deepEqual(ta, tb);
+    options.check?.(ta);
   } finally {
     await sqlA.end({ timeout: 5 });
   }
@@ -114,6 +120,67 @@ Deno.test("direct COPY: a revision deletion before its rows and a suppression af
     rowsOf([apiRecord(sup, "lvwiki", LV)], 1),
     rowsOf([streamRecord(streamEventForApiRow(b, "lvwiki", LV))], 0),
   ]);
+});
+
+/** CONSTRUCTED names: what JSON escapes (quote, backslash, controls), non-ASCII, astral, long. */
+const ODD_WIKI = 'lv"wiki\\\u0001\t\u2028\u00e9\u{1f600}';
+const ODD_TITLE = `Talk:"\\b\\u0041 /\u0007\n\u00c5\u{1f600}\ufeff${
+  "\u0101".repeat(3000)
+}`;
+
+Deno.test("direct COPY: a wiki name and a page title JSON must escape reach the rollups and the redactions whole", async () => {
+  // The recorded delete/delete (enwiki 616263547, 2013-11-12T01:29:06Z) and lvwiki edits, moved
+  // onto ODD_WIKI and (deletion, first edit) ODD_TITLE: CONSTRUCTED.
+  type Json = Record<string, unknown>;
+  const deletion: Json = { ...apiRow("enwiki", 616263547), title: ODD_TITLE };
+  const edit: Json = {
+    ...apiRow("lvwiki", 9235558),
+    title: ODD_TITLE,
+    timestamp: "2013-11-12T01:00:00Z",
+  };
+  const other = apiRow("lvwiki", 9235529);
+  const sup = apiSuppression(other, {
+    revId: Number(other.revid),
+    bitmask: 2, // comment
+    rcid: 990_000_003,
+    logId: 990_000_003,
+    at: "2024-05-02T00:00:00Z",
+  });
+  const on = (row: Json) => apiRecord(row, ODD_WIKI, LV);
+  const direct = await compare([
+    rowsOf([on(deletion)], 0),
+    rowsOf([on(edit), on(other)], 1),
+    rowsOf([on(sup)], 1),
+  ], {
+    check: ({ rows, minute, pages, visibility }) => {
+      const byRcid = new Map(
+        (rows as Json[]).map((r) => [String(r.rcid), r]),
+      );
+      const e = byRcid.get(String(edit.rcid))!;
+      assert.equal(e.wiki, ODD_WIKI);
+      assert.equal(e.title, ODD_TITLE);
+      assert.equal(
+        (e.page_deleted_at as Date | null)?.toISOString(),
+        "2013-11-12T01:29:06.000Z",
+        "the page's deletion met its edit",
+      );
+      const o = byRcid.get(String(other.rcid))!;
+      assert.equal(o.comment, null, "the suppression met its revision");
+      assert.equal(o.comment_hidden, true);
+      assert.deepEqual(
+        (pages as Json[]).map((p) => [p.wiki, p.title]),
+        [[ODD_WIKI, ODD_TITLE]],
+      );
+      assert.deepEqual(
+        (visibility as Json[]).map((v) => v.wiki),
+        [ODD_WIKI],
+      );
+      const m = minute as Json[];
+      assert.ok(m.length > 0 && m.every((r) => r.wiki === ODD_WIKI));
+      assert.equal(m.reduce((n, r) => n + Number(r.changes), 0), 4);
+    },
+  });
+  assert.equal(direct, 3);
 });
 
 Deno.test("direct COPY: a session TimeZone other than UTC leaves what the merge leaves in UTC", async () => {
