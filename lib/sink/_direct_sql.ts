@@ -63,12 +63,9 @@ export function directEarliest(rows: readonly SinkRow[]): string | null {
   let min = Infinity;
   for (const r of rows) {
     const t = r.event_time;
-    if (!UTC_TIME.test(t)) return null;
+    if (!UTC_TIME.test(t) || !inRange(t)) return null;
     const ms = Date.parse(t);
-    if (
-      !(ms >= -62135596800000) || // 0001-01-01: years PostgreSQL and Date agree on
-      new Date(ms).toISOString().slice(0, 16) !== t.slice(0, 16)
-    ) return null;
+    if (!(ms >= -62135596800000)) return null; // 0001-01-01: years PostgreSQL and Date agree on
     if (ms < min) min = ms;
     const key = changeKey(r);
     if (seen.has(key)) return null;
@@ -78,35 +75,76 @@ export function directEarliest(rows: readonly SinkRow[]): string | null {
 }
 
 /**
+ * Whether the fields of a time shaped as UTC_TIME are all in range (month, day of that month,
+ * hour, minute, second): then Date and PostgreSQL read it as written, in the same minute, while
+ * an out-of-range field (a leap second, 24:00, February 30) rolls over into another one.
+ */
+function inRange(t: string): boolean {
+  const n = (at: number, len: number) => {
+    let v = 0;
+    for (let i = at; i < at + len; i++) v = v * 10 + t.charCodeAt(i) - 48;
+    return v;
+  };
+  const year = n(0, 4), month = n(5, 2), day = n(8, 2);
+  return month >= 1 && month <= 12 && day >= 1 &&
+    day <= daysIn(year, month) && n(11, 2) <= 23 && n(14, 2) <= 59 &&
+    n(17, 2) <= 59;
+}
+
+function daysIn(year: number, month: number): number {
+  if (month !== 2) {
+    return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
+  }
+  return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28;
+}
+
+/** One activity group: its key columns, then the counters. */
+type Group =
+  & { wiki: string; minute: string; namespace: number }
+  & Record<
+    (typeof COUNTERS)[number],
+    number
+  >;
+
+/**
  * The rows' activity per wiki, UTC minute and namespace, counted as MERGE_SQL's COUNTS does, as
  * the JSON parameter of {@linkcode ROLLUP_SQL}.
  */
 export function activityJson(rows: readonly SinkRow[]): string {
-  const groups = new Map<string, Record<string, string | number>>();
+  const groups = new Map<string, Group>();
   for (const r of rows) {
-    const minute = `${r.event_time.slice(0, 16)}:00Z`;
     const namespace = r.namespace ?? -1;
-    const key = `${r.wiki}\t${minute}\t${namespace}`;
+    const key = `${r.wiki}\t${r.event_time.slice(0, 16)}\t${namespace}`;
     let g = groups.get(key);
     if (!g) {
-      g = { wiki: r.wiki, minute, namespace };
-      for (const c of COUNTERS) g[c] = 0;
+      g = {
+        wiki: r.wiki,
+        minute: `${r.event_time.slice(0, 16)}:00Z`,
+        namespace,
+        changes: 0,
+        edits: 0,
+        new_pages: 0,
+        log_events: 0,
+        categorize: 0,
+        bot_changes: 0,
+        anon_changes: 0,
+        bytes_added: 0,
+        bytes_removed: 0,
+      };
       groups.set(key, g);
     }
-    const add = (c: (typeof COUNTERS)[number], n = 1) => {
-      g[c] = (g[c] as number) + n;
-    };
-    add("changes");
-    if (r.change_type === "edit") add("edits");
-    else if (r.change_type === "new") add("new_pages");
-    else if (r.change_type === "log") add("log_events");
-    else if (r.change_type === "categorize") add("categorize");
-    if (r.is_bot === true) add("bot_changes");
-    if (r.is_anon === true) add("anon_changes");
-    if (r.change_type === "edit" || r.change_type === "new") {
+    g.changes++;
+    const type = r.change_type;
+    if (type === "edit") g.edits++;
+    else if (type === "new") g.new_pages++;
+    else if (type === "log") g.log_events++;
+    else if (type === "categorize") g.categorize++;
+    if (r.is_bot === true) g.bot_changes++;
+    if (r.is_anon === true) g.anon_changes++;
+    if (type === "edit" || type === "new") {
       const delta = (r.new_len ?? 0) - (r.old_len ?? 0);
-      if (delta > 0) add("bytes_added", delta);
-      if (delta < 0) add("bytes_removed", -delta);
+      if (delta > 0) g.bytes_added += delta;
+      if (delta < 0) g.bytes_removed -= delta;
     }
   }
   return JSON.stringify([...groups.values()]);

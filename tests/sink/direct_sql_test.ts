@@ -51,6 +51,15 @@ Deno.test("directEarliest() gives the earliest time of new-looking rows, null wh
       "+012024-01-01T00:00:00.000Z",
       "2024-01-01 00:00:00Z",
       "2024-01-01T00:00:59.9999996Z", // timestamptz rounds it into the next minute
+      "2023-02-29T00:00:00Z",
+      "1900-02-29T00:00:00Z", // not a leap year
+      "2024-04-31T00:00:00Z",
+      "2024-13-01T00:00:00Z",
+      "2024-00-10T00:00:00Z",
+      "2024-01-00T00:00:00Z",
+      "2024-01-01T24:00:00Z", // Date reads it as the next day
+      "2024-01-01T23:60:00Z",
+      "0000-01-01T00:00:00Z",
     ]
   ) assert.equal(directEarliest([row("1", t)]), null, t);
   // The same, after a valid time of the same minute (whose minute is then known good).
@@ -68,6 +77,21 @@ Deno.test("directEarliest() gives the earliest time of new-looking rows, null wh
     ]),
     "2016-12-31T23:59:00.000Z",
   );
+  for (
+    const t of [
+      "2024-02-29T23:59:59Z",
+      "2000-02-29T00:00:00Z",
+      "2024-04-30T00:00:00Z",
+      "2024-12-31T23:59:59.999999Z",
+      "0001-01-01T00:00:00Z",
+    ]
+  ) {
+    assert.equal(
+      directEarliest([row("1", t)]),
+      new Date(Date.parse(t)).toISOString(),
+      t,
+    );
+  }
   // Microseconds are kept as they are.
   assert.equal(
     directEarliest([row("1", "2024-01-01T00:00:59.999999Z")]),
