@@ -79,12 +79,15 @@ export function redactionsOf(rows: readonly ChangeRow[]): Redactions {
 
 /**
  * Records the batch's redactions and applies every known one to the rows they concern and to the
- * batch's own rows (a redaction that arrived first), inside the write's transaction.
+ * batch's own rows (a redaction that arrived first), inside the write's transaction. `before`
+ * are statements of the write sent but not awaited (e.g. the rollups): they go in the same round
+ * trip as the first of these, ahead of them, and an error of theirs is the one thrown.
  */
 export async function applyRedactions(
   tx: Transaction,
   rows: readonly ChangeRow[],
   options: RedactionOptions,
+  before: PromiseLike<unknown>[] = [],
 ): Promise<void> {
   const { visibility, pages } = redactionsOf(rows);
   const v = JSON.stringify(visibility);
@@ -93,20 +96,32 @@ export async function applyRedactions(
   // Prepared: planning an update of the partitioned table costs more than running it.
   const run = (sql: string, params: unknown[] = []) =>
     tx.unsafe(sql, params as never[], { prepare: true });
-  // Exclusive until commit, and a statement of its own (the next ones' snapshots see every write
-  // that held it before): of two writes in flight, one recording a redaction and one holding a
-  // row it concerns, the later one to get here sees the other committed, and applies it.
-  // Keyed by the table, whatever the session's search_path (see lib/sink/_locks.ts).
-  await tx.unsafe(`select pg_advisory_xact_lock(${REDACTION_LOCK})`);
-  if (visibility.length > 0) await run(RECORD_VISIBILITY_SQL, [v]);
-  if (pages.length > 0) await run(RECORD_PAGE_EVENTS_SQL, [p]);
-  const [known] = await run(KNOWN_REDACTIONS_SQL, [k]);
-  if (visibility.length > 0 || known?.visibility) {
-    await run(APPLY_VISIBILITY_SQL, [v, k]);
-  }
-  if (pages.length > 0 || known?.pages) {
-    await run(APPLY_PAGE_DELETIONS_SQL, [p, options.redactDeletedPages, k]);
-  }
+  // Sent together, run in this order, each a statement of its own (pipelined: one round trip, not
+  // one a statement, so the write does not wait on this process between them).
+  // The lock is exclusive until commit, and a statement of its own (the next ones' snapshots see
+  // every write that held it before): of two writes in flight, one recording a redaction and one
+  // holding a row it concerns, the later one to get here sees the other committed, and applies
+  // it. Keyed by the table, whatever the session's search_path (see lib/sink/_locks.ts).
+  const sent = [
+    ...before,
+    tx.unsafe(`select pg_advisory_xact_lock(${REDACTION_LOCK})`),
+    ...(visibility.length > 0 ? [run(RECORD_VISIBILITY_SQL, [v])] : []),
+    ...(pages.length > 0 ? [run(RECORD_PAGE_EVENTS_SQL, [p])] : []),
+    run(KNOWN_REDACTIONS_SQL, [k]),
+  ];
+  const [known] = (await Promise.all(sent)).at(-1) as {
+    visibility?: boolean;
+    pages?: boolean;
+  }[];
+  const apply = [
+    ...(visibility.length > 0 || known?.visibility
+      ? [run(APPLY_VISIBILITY_SQL, [v, k])]
+      : []),
+    ...(pages.length > 0 || known?.pages
+      ? [run(APPLY_PAGE_DELETIONS_SQL, [p, options.redactDeletedPages, k])]
+      : []),
+  ];
+  await Promise.all(apply);
 }
 
 /**

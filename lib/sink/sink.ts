@@ -348,11 +348,14 @@ async function copyDirect(
   const t0 = performance.now();
   // Held shared until commit: a merge (exclusive, see copyAndMerge) waits for this write, and
   // retention (exclusive) never drops a partition under it. Always this order (no deadlock).
-  await tx.unsafe(`select pg_advisory_xact_lock_shared(${MERGE_LOCK}),
-    pg_advisory_xact_lock_shared(${RETENTION_LOCK})`);
-  // A statement of its own: its snapshot is taken after the lock was granted.
-  const [h] = await tx<{ below: boolean }[]>`
-    select retained_from > ${earliest}::timestamptz as below from wiki_history_state`;
+  // The check, sent with it (one round trip), is a statement of its own: its snapshot is taken
+  // after the locks were granted.
+  const [, [h]] = await Promise.all([
+    tx.unsafe(`select pg_advisory_xact_lock_shared(${MERGE_LOCK}),
+      pg_advisory_xact_lock_shared(${RETENTION_LOCK})`),
+    tx<{ below: boolean }[]>`
+      select retained_from > ${earliest}::timestamptz as below from wiki_history_state`,
+  ]);
   if (h?.below !== false) {
     throw new DirectRefused("below the retention horizon");
   }
@@ -367,8 +370,9 @@ async function copyDirect(
     throw new DirectRefused(err);
   }
   const t1 = performance.now();
-  await tx.unsafe(ROLLUP_SQL, [activityJson(rows)], { prepare: true });
-  await applyRedactions(tx, rows, redaction);
+  await applyRedactions(tx, rows, redaction, [
+    tx.unsafe(ROLLUP_SQL, [activityJson(rows)], { prepare: true }),
+  ]);
   if (times) {
     times.copy += t1 - t0;
     times.merge += performance.now() - t1;
