@@ -139,3 +139,21 @@ function ignoreWriteAfterClose(): void {
     ) e.preventDefault();
   });
 }
+
+/**
+ * Awaits statements of one transaction sent together (pipelined: one round trip) and returns
+ * their results in order. When any fails, throws the error of the first to fail in statement
+ * order, not the first to arrive: postgres.js retries some failures of a prepared statement (its
+ * plan went stale, e.g. a column changed type) by sending it again behind the ones already
+ * pipelined, which then fail first with 25P02 (transaction aborted) and would hide the cause.
+ */
+export async function pipelined<const T extends readonly unknown[]>(
+  statements: T,
+): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
+  const settled = await Promise.allSettled(statements);
+  const failed = settled.find((s) => s.status === "rejected");
+  if (failed) throw failed.reason;
+  return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as {
+    -readonly [K in keyof T]: Awaited<T[K]>;
+  };
+}

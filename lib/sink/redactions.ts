@@ -1,5 +1,5 @@
 /** @module Revision deletion, suppression and page deletion: read from log rows, applied in the write. */
-import type { Transaction } from "./db.ts";
+import { pipelined, type Transaction } from "./db.ts";
 import type { ChangeRow } from "../source/normalise.ts";
 import {
   APPLY_PAGE_DELETIONS_SQL,
@@ -109,7 +109,7 @@ export async function applyRedactions(
     ...(pages.length > 0 ? [run(RECORD_PAGE_EVENTS_SQL, [p])] : []),
     run(KNOWN_REDACTIONS_SQL, [k]),
   ];
-  const [known] = (await Promise.all(sent)).at(-1) as {
+  const [known] = (await pipelined(sent)).at(-1) as {
     visibility?: boolean;
     pages?: boolean;
   }[];
@@ -121,7 +121,7 @@ export async function applyRedactions(
       ? [run(APPLY_PAGE_DELETIONS_SQL, [p, options.redactDeletedPages, k])]
       : []),
   ];
-  await Promise.all(apply);
+  await pipelined(apply);
 }
 
 /**

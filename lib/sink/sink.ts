@@ -2,7 +2,7 @@
  * @module The PostgreSQL sink: COPY straight into the table when the rows are new, else COPY into
  * staging and merge idempotently; derive per-minute, hourly and daily activity.
  */
-import type { Sql, Transaction } from "./db.ts";
+import { pipelined, type Sql, type Transaction } from "./db.ts";
 import { COLUMNS, copyChunks, copyIn } from "./copy.ts";
 import { copyNumbers, MERGE_SQL, STAGE_DDL } from "./_merge_sql.ts";
 import { activityJson, directEarliest, ROLLUP_SQL } from "./_direct_sql.ts";
@@ -350,7 +350,7 @@ async function copyDirect(
   // retention (exclusive) never drops a partition under it. Always this order (no deadlock).
   // The check, sent with it (one round trip), is a statement of its own: its snapshot is taken
   // after the locks were granted.
-  const [, [h]] = await Promise.all([
+  const [, [h]] = await pipelined([
     tx.unsafe(`select pg_advisory_xact_lock_shared(${MERGE_LOCK}),
       pg_advisory_xact_lock_shared(${RETENTION_LOCK})`),
     tx<{ below: boolean }[]>`
