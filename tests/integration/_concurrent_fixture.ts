@@ -22,6 +22,28 @@ export function rowsOf(
   }));
 }
 
+/** Runs `body` while another session holds a lock (`hold`, run in its transaction). */
+export async function holding<T>(
+  sql: Sql,
+  hold: string,
+  body: () => Promise<T>,
+): Promise<T> {
+  const release = Promise.withResolvers<void>();
+  const locked = Promise.withResolvers<void>();
+  const holder = sql.begin(async (tx) => {
+    await tx.unsafe(hold);
+    locked.resolve();
+    await release.promise;
+  });
+  await locked.promise;
+  try {
+    return await body();
+  } finally {
+    release.resolve();
+    await holder;
+  }
+}
+
 /**
  * Runs two writes (of two replicas: two sinks, two pools) while a third session holds a lock
  * (`hold`, run in its transaction): `first` starts and must come to wait on it; then `second`
@@ -33,25 +55,14 @@ export async function held(
   first: () => Promise<unknown>,
   second: () => Promise<unknown>,
 ): Promise<unknown[]> {
-  const release = Promise.withResolvers<void>();
-  const locked = Promise.withResolvers<void>();
-  const holder = sql.begin(async (tx) => {
-    await tx.unsafe(hold);
-    locked.resolve();
-    await release.promise;
-  });
-  await locked.promise;
-  const running: Promise<unknown>[] = [];
-  try {
-    running.push(first());
+  const running = await holding(sql, hold, async () => {
+    const running = [first()];
     await waiters(sql, 1, () => false);
     let settled = false;
     running.push(second().finally(() => settled = true));
     await waiters(sql, 2, () => settled);
-  } finally {
-    release.resolve();
-    await holder;
-  }
+    return running;
+  });
   return await Promise.all(running);
 }
 

@@ -14,7 +14,7 @@ import { MERGE_LOCK, REDACTION_LOCK } from "../../lib/sink/_locks.ts";
 import { adminUrl } from "../_pg_admin.ts";
 import { captureLogger, eventually, testConfig } from "../_helpers.ts";
 import { freshDatabase, replayedRecords } from "./_consumer_fixture.ts";
-import { rowsOf } from "./_concurrent_fixture.ts";
+import { holding, rowsOf } from "./_concurrent_fixture.ts";
 
 /** A fresh, migrated database whose sessions give up a lock after `lockTimeout` (or never). */
 async function database(lockTimeout?: string) {
@@ -58,25 +58,8 @@ async function warmSink(
 }
 
 /** Runs `write` while another session holds `lock` in its transaction; returns its error. */
-async function whileHeld(
-  sql: Sql,
-  lock: string,
-  write: () => Promise<unknown>,
-) {
-  const release = Promise.withResolvers<void>();
-  const locked = Promise.withResolvers<void>();
-  const holder = sql.begin(async (tx) => {
-    await tx.unsafe(lock);
-    locked.resolve();
-    await release.promise;
-  });
-  await locked.promise;
-  try {
-    return await write().then(() => null, (err) => err);
-  } finally {
-    release.resolve();
-    await holder;
-  }
+function whileHeld(sql: Sql, lock: string, write: () => Promise<unknown>) {
+  return holding(sql, lock, () => write().then(() => null, (err) => err));
 }
 
 /** The error is PostgreSQL's `code`, as the first failing statement raised it. */
